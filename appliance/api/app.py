@@ -1,0 +1,68 @@
+"""The Litestar application: routes, dependencies, errors, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from appliance import __version__
+from appliance.api.errors import EXCEPTION_HANDLERS
+from appliance.api.metrics import COLLECTOR
+from appliance.api.routes.collections import CollectionController
+from appliance.api.routes.documents import DocumentController
+from appliance.api.routes.health import HealthController
+from appliance.api.routes.search import SearchController
+from appliance.api.state import ApplianceHolder
+from appliance.config import Settings
+from appliance.service import Appliance
+
+
+def provide_appliance(state: State) -> Appliance:
+    holder: ApplianceHolder = state.holder
+    return holder.get()
+
+
+def create_app(settings: Settings, appliance: Appliance | None = None) -> Litestar:
+    """An app over a ready appliance (tests), or one that loads it in the background."""
+    holder = ApplianceHolder.of(appliance) if appliance is not None else ApplianceHolder(settings)
+    owns_appliance = appliance is None
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        COLLECTOR.source = holder.peek
+        holder.start()
+        try:
+            yield
+        finally:
+            if owns_appliance:
+                holder.close()
+
+    prometheus = PrometheusConfig(app_name="appliance", prefix="http", group_path=True)
+    return Litestar(
+        route_handlers=[
+            HealthController,
+            CollectionController,
+            DocumentController,
+            SearchController,
+            PrometheusController,
+        ],
+        dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[prometheus.middleware],
+        state=State({"holder": holder}),
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Local search appliance",
+            version=__version__,
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+    )

@@ -1,0 +1,110 @@
+"""Every error leaves the API as JSON `{"error": code, "detail": message}`; status codes are
+chosen here, in one place. No stack trace ever reaches a client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from appliance.api.metrics import ERRORS
+from appliance.errors import (
+    ApplianceError,
+    CollectionExists,
+    CollectionNotFound,
+    DocumentNotFound,
+    InvalidRequest,
+    ModelIntegrityError,
+    ModelNotFound,
+    NotReady,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
+    InvalidRequest: HTTP_400_BAD_REQUEST,
+    CollectionNotFound: HTTP_404_NOT_FOUND,
+    DocumentNotFound: HTTP_404_NOT_FOUND,
+    CollectionExists: HTTP_409_CONFLICT,
+    NotReady: HTTP_503_SERVICE_UNAVAILABLE,
+    ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,
+    ModelIntegrityError: HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def status_for(exc: ApplianceError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[kind]
+    return HTTP_500_INTERNAL_SERVER_ERROR
+
+
+def error_response(status: int, code: str, detail: str) -> Response[dict[str, str]]:
+    ERRORS.labels(type=code).inc()
+    return Response(
+        {"error": code, "detail": detail}, status_code=status, media_type=MediaType.JSON
+    )
+
+
+def appliance_error(_: Request[Any, Any, Any], exc: ApplianceError) -> Response[dict[str, str]]:
+    return error_response(status_for(exc), exc.code, exc.detail)
+
+
+def validation_error(
+    _: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, str]]:
+    problems = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, dict):
+            where = item.get("key") or item.get("source") or "body"
+            problems.append(f"{where}: {item.get('message', 'invalid')}")
+    detail = "; ".join(problems) or str(exc.detail)
+    return error_response(HTTP_400_BAD_REQUEST, "invalid_request", detail)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    detail = str(exc.detail)
+    if exc.status_code == 413:
+        detail = "request body is larger than the server accepts; send smaller batches"
+    response = error_response(exc.status_code, code, detail)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal_error",
+        f"the server failed on this request ({type(exc).__name__}); the logs have details",
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    ApplianceError: appliance_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

@@ -1,0 +1,67 @@
+"""Prometheus metrics. Counters the lower layers keep (cache hits, documents) are read by a
+collector at scrape time, so those layers need not know Prometheus exists."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from appliance.service import Appliance
+
+SEARCH_REQUESTS = Counter(
+    "search_requests_total", "Searches answered, by collection.", ["collection"]
+)
+SEARCH_LATENCY = Histogram(
+    "search_latency_seconds",
+    "Search latency inside the appliance, by collection.",
+    ["collection"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+SEARCH_STAGE = Histogram(
+    "search_stage_seconds",
+    "Time per search pipeline stage.",
+    ["stage"],
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+)
+DOCUMENTS_UPSERTED = Counter(
+    "documents_upserted_total", "Documents written, by collection.", ["collection"]
+)
+ERRORS = Counter("errors_total", "Error responses, by error type.", ["type"])
+
+
+class ApplianceCollector(Collector):
+    """Reads live figures from whichever appliance the running app serves."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Appliance | None] = lambda: None
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        appliance = self.source()
+        hits = CounterMetricFamily(
+            "embedding_cache_hits", "Query embeddings served from the LRU cache."
+        )
+        misses = CounterMetricFamily(
+            "embedding_cache_misses", "Query embeddings that had to be computed."
+        )
+        documents = GaugeMetricFamily(
+            "collection_documents", "Vectors searchable per collection.", labels=["collection"]
+        )
+        if appliance is not None:
+            hits.add_metric([], appliance.query_encoder.hits)
+            misses.add_metric([], appliance.query_encoder.misses)
+            for name in appliance.collections.names():
+                live = appliance.collections.peek(name)
+                if live is not None:
+                    documents.add_metric([name], len(live.index))
+        yield hits
+        yield misses
+        yield documents
+
+
+COLLECTOR = ApplianceCollector()
+REGISTRY.register(COLLECTOR)

@@ -1,0 +1,81 @@
+"""Collections: create, list, inspect, drop."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from appliance.api.schemas import CollectionInfo, CollectionList, CreateCollection, IndexSpec
+from appliance.collections.manager import LiveCollection
+from appliance.index.base import IndexConfig
+from appliance.index.registry import DEFAULT_INDEX
+from appliance.service import Appliance
+from appliance.store import collections as collection_store
+from appliance.store import documents as document_store
+
+
+def index_config(spec: IndexSpec | None) -> IndexConfig:
+    if spec is None:
+        return DEFAULT_INDEX
+    default_spec = DEFAULT_INDEX.spec if spec.backend == "hnswlib" else "HNSW32,Flat"
+    options = {
+        key: value
+        for key, value in (
+            ("ef_construction", spec.ef_construction),
+            ("ef", spec.ef),
+            ("nprobe", spec.nprobe),
+        )
+        if value is not None
+    }
+    if spec.spec is None and spec.ef is None and "HNSW" in default_spec + spec.backend.upper():
+        options.setdefault("ef", 128)
+    return IndexConfig(backend=spec.backend, spec=spec.spec or default_spec, options=options)
+
+
+def describe(appliance: Appliance, live: LiveCollection) -> CollectionInfo:
+    with appliance.db.read() as session:
+        documents = document_store.count_documents(session, live.id)
+        generation = collection_store.collection_generation(session, live.id)
+    with live.index_lock:
+        indexed = len(live.index)
+        index_bytes = live.index.nbytes()
+    return CollectionInfo(
+        name=live.name,
+        index={
+            "backend": live.config.backend,
+            "spec": live.config.spec,
+            **live.config.options,
+        },
+        model_id=live.model_id,
+        documents=documents,
+        vectors_indexed=indexed,
+        index_bytes=index_bytes,
+        generation=generation,
+    )
+
+
+class CollectionController(Controller):
+    path = "/collections"
+    tags = ["collections"]
+
+    @post(status_code=HTTP_201_CREATED, sync_to_thread=True)
+    def create_collection(self, data: CreateCollection, appliance: Appliance) -> CollectionInfo:
+        appliance.create_collection(data.name, index_config(data.index))
+        return describe(appliance, appliance.collections.get(data.name))
+
+    @get(sync_to_thread=True)
+    def list_collections(self, appliance: Appliance) -> CollectionList:
+        with appliance.db.read() as session:
+            names = [row.name for row in collection_store.list_collections(session)]
+        return CollectionList(
+            [describe(appliance, appliance.collections.get(name)) for name in names]
+        )
+
+    @get("/{name:str}", sync_to_thread=True)
+    def get_collection(self, name: str, appliance: Appliance) -> CollectionInfo:
+        return describe(appliance, appliance.collections.get(name))
+
+    @delete("/{name:str}", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
+    def delete_collection(self, name: str, appliance: Appliance) -> None:
+        appliance.collections.get(name)
+        appliance.collections.drop(name)

@@ -1,0 +1,72 @@
+"""Search: per collection, and the seed's `POST /search` on the default collection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, post
+
+from appliance.api.metrics import SEARCH_LATENCY, SEARCH_REQUESTS, SEARCH_STAGE
+from appliance.api.schemas import (
+    DefaultSearchRequest,
+    SearchHitOut,
+    SearchParamsIn,
+    SearchRequest,
+    SearchResponse,
+)
+from appliance.index.base import SearchParams
+from appliance.service import Appliance
+
+
+def run_search(
+    appliance: Appliance,
+    collection: str,
+    query: str,
+    limit: int,
+    filter: dict[str, Any] | None,
+    params: SearchParamsIn | None,
+    timings: bool,
+) -> SearchResponse:
+    outcome = appliance.search.search(
+        collection,
+        query,
+        limit=limit,
+        filter=filter,
+        params=SearchParams(ef=params.ef, nprobe=params.nprobe) if params else None,
+    )
+    SEARCH_REQUESTS.labels(collection=collection).inc()
+    SEARCH_LATENCY.labels(collection=collection).observe(outcome.took_ms / 1000)
+    for stage, ms in outcome.timings_ms.items():
+        SEARCH_STAGE.labels(stage=stage).observe(ms / 1000)
+    return SearchResponse(
+        results=[
+            SearchHitOut(id=hit.id, score=hit.score, text=hit.text, metadata=hit.metadata)
+            for hit in outcome.results
+        ],
+        took_ms=round(outcome.took_ms, 3),
+        timings_ms={k: round(v, 3) for k, v in outcome.timings_ms.items()} if timings else None,
+    )
+
+
+class SearchController(Controller):
+    tags = ["search"]
+
+    @post("/collections/{name:str}/search", status_code=200, sync_to_thread=True)
+    def search_collection(
+        self, name: str, data: SearchRequest, appliance: Appliance
+    ) -> SearchResponse:
+        return run_search(
+            appliance, name, data.query, data.limit, data.filter, data.params, data.timings
+        )
+
+    @post("/search", status_code=200, sync_to_thread=True)
+    def search_default(self, data: DefaultSearchRequest, appliance: Appliance) -> SearchResponse:
+        return run_search(
+            appliance,
+            appliance.settings.default_collection,
+            data.query,
+            data.limit,
+            data.filters,
+            None,
+            False,
+        )

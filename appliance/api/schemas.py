@@ -1,0 +1,124 @@
+"""Request and response types. Constraints declared here drive both validation and OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+CollectionName = Annotated[
+    str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+]
+DocumentId = Annotated[str, Meta(min_length=1, max_length=512)]
+Limit = Annotated[int, Meta(ge=1, le=1000)]
+QueryText = Annotated[str, Meta(min_length=1, max_length=10_000)]
+
+
+class ErrorBody(msgspec.Struct):
+    error: str
+    detail: str
+
+
+class IndexSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    backend: Literal["faiss", "hnswlib"] = "hnswlib"
+    spec: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    # hnswlib / faiss HNSW build option.
+    ef_construction: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    # Query-time defaults for the collection; a search may override them.
+    ef: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    nprobe: Annotated[int, Meta(ge=1, le=65_536)] | None = None
+
+
+class CreateCollection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: CollectionName
+    index: IndexSpec | None = None
+
+
+class CollectionInfo(msgspec.Struct, kw_only=True):
+    name: str
+    index: dict[str, Any]
+    model_id: str
+    documents: int
+    vectors_indexed: int
+    index_bytes: int
+    generation: int
+
+
+class CollectionList(msgspec.Struct):
+    collections: list[CollectionInfo]
+
+
+class DocumentIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    id: DocumentId
+    text: Annotated[str, Meta(max_length=1_000_000)]
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class UpsertDocuments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    documents: Annotated[list[DocumentIn], Meta(min_length=1, max_length=10_000)]
+
+
+class UpsertResult(msgspec.Struct, kw_only=True):
+    upserted: int
+    embedded: int
+    unchanged: int
+
+
+class DocumentOut(msgspec.Struct, kw_only=True):
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    content_hash: str
+    created_at: str
+    updated_at: str
+
+
+class DeleteResult(msgspec.Struct):
+    deleted: int
+
+
+class SearchParamsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    ef: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    nprobe: Annotated[int, Meta(ge=1, le=65_536)] | None = None
+
+
+class SearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    query: QueryText
+    limit: Limit = 10
+    filter: dict[str, Any] | None = None
+    params: SearchParamsIn | None = None
+    # Include per-stage timings in the response.
+    timings: bool = False
+
+
+class DefaultSearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The seed's contract for `POST /search` on the default collection."""
+
+    query: QueryText
+    limit: Limit = 10
+    filters: dict[str, Any] | None = None
+
+
+class SearchHitOut(msgspec.Struct, kw_only=True):
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any]
+
+
+class SearchResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
+    results: list[SearchHitOut]
+    took_ms: float
+    timings_ms: dict[str, float] | None = None
+
+
+class Health(msgspec.Struct):
+    status: str
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    status: str
+    model: str | None = None
+    collections: int = 0
+    detail: str | None = None

@@ -1,0 +1,74 @@
+"""The appliance behind the API, loaded in the background so `/health` answers at once and
+`/ready` turns 200 only when the model and every index are loaded."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from appliance.config import Settings
+from appliance.errors import NotReady
+from appliance.service import Appliance
+
+log = logging.getLogger(__name__)
+
+
+class ApplianceHolder:
+    def __init__(
+        self, settings: Settings, factory: Callable[[Settings], Appliance] = Appliance
+    ) -> None:
+        self.settings = settings
+        self._factory = factory
+        self._appliance: Appliance | None = None
+        self.error: str | None = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def of(cls, appliance: Appliance) -> ApplianceHolder:
+        holder = cls(appliance.settings)
+        holder._appliance = appliance
+        return holder
+
+    @property
+    def ready(self) -> bool:
+        return self._appliance is not None
+
+    def peek(self) -> Appliance | None:
+        return self._appliance
+
+    def get(self) -> Appliance:
+        if self._appliance is None:
+            raise NotReady(self.error or "the appliance is still loading its model and indexes")
+        return self._appliance
+
+    def start(self) -> None:
+        if self._appliance is not None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._load, name="appliance-loader", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            appliance = self._factory(self.settings)
+            appliance.ensure_collection(self.settings.default_collection)
+        except Exception as exc:
+            self.error = f"start-up failed: {exc}"
+            log.exception("appliance failed to start")
+            return
+        self._appliance = appliance
+        log.info("appliance ready: model %s", appliance.encoder.model_id)
+        if self.settings.load_sample:
+            try:
+                appliance.load_sample_if_empty()
+            except Exception:
+                log.exception("sample corpus ingestion failed")
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        self.wait()
+        if self._appliance is not None:
+            self._appliance.close()

@@ -1,0 +1,83 @@
+"""One settings object, read from an optional TOML file and `APPLIANCE_*` environment variables.
+
+Precedence, lowest first: defaults, the TOML file (`APPLIANCE_CONFIG` or `./appliance.toml`),
+environment variables, explicit overrides (CLI flags).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from appliance.errors import InvalidConfig
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = "var"
+    # A name from the model registry (models/registry.json) or a path to a local
+    # sentence-transformers directory.
+    model: str = "all-MiniLM-L6-v2"
+    # Verify the sha256 of registered model files before loading them.
+    verify_model: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    embed_batch_size: int = 64
+    embedding_cache_size: int = 10_000
+    default_collection: str = "default"
+    # Ingest the bundled sample corpus into the default collection on first start.
+    load_sample: bool = True
+    # Filtered searches matching at most this many documents are answered exactly.
+    exact_filter_threshold: int = 20_000
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch_documents: int = 2_000
+    max_text_chars: int = 200_000
+    max_query_chars: int = 2_000
+    log_level: str = "INFO"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_path / "indexes"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_path / "appliance.sqlite3"
+
+
+_ENV_PREFIX = "APPLIANCE_"
+
+
+def _env_values() -> dict[str, Any]:
+    fields = set(Settings.__struct_fields__)
+    values: dict[str, Any] = {}
+    for key, raw in os.environ.items():
+        if not key.startswith(_ENV_PREFIX):
+            continue
+        name = key[len(_ENV_PREFIX) :].lower()
+        if name in fields:
+            values[name] = raw
+    return values
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from defaults, a TOML file, the environment and explicit overrides."""
+    values: dict[str, Any] = {}
+    path = config_file or Path(os.environ.get("APPLIANCE_CONFIG", "appliance.toml"))
+    if path.is_file():
+        with path.open("rb") as handle:
+            values.update(tomllib.load(handle))
+    values.update(_env_values())
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        # strict=False lets "8000" from the environment become an int.
+        return msgspec.convert(values, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InvalidConfig(f"invalid setting: {exc}") from exc

@@ -1,0 +1,54 @@
+"""An in-memory LRU cache of embeddings keyed by (model fingerprint, text)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from cachetools import LRUCache
+
+
+class TextEncoder(Protocol):
+    fingerprint: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class CachedEncoder:
+    """Wraps an encoder; cached texts are not re-encoded. Misses are encoded in one batch."""
+
+    def __init__(self, encoder: TextEncoder, maxsize: int) -> None:
+        self.encoder = encoder
+        self._cache: LRUCache[tuple[str, str], np.ndarray] = LRUCache(maxsize=max(1, maxsize))
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        fingerprint = self.encoder.fingerprint
+        out = np.empty((len(texts), self.encoder.dimension), dtype=np.float32)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for row, text in enumerate(texts):
+                cached = self._cache.get((fingerprint, text))
+                if cached is None:
+                    missing.setdefault(text, []).append(row)
+                else:
+                    out[row] = cached
+            self.hits += len(texts) - sum(len(rows) for rows in missing.values())
+            self.misses += len(missing)
+        if missing:
+            unique = list(missing)
+            vectors = self.encoder.encode(unique)
+            with self._lock:
+                for text, vector in zip(unique, vectors, strict=True):
+                    # Copy so the cache never pins the whole batch array.
+                    self._cache[(fingerprint, text)] = vector.copy()
+                    out[missing[text]] = vector
+        return out

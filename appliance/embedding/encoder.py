@@ -1,0 +1,70 @@
+"""Batch text encoding with a sentence-transformers model loaded from local files only."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Sequence
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence_transformers is imported, whoever imports us
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+
+from appliance.models.registry import LocalModel, check_complete
+
+
+def pick_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+class Encoder:
+    """Turns texts into L2-normalised float32 vectors, in batches."""
+
+    def __init__(self, model: LocalModel, *, device: str = "auto", batch_size: int = 64) -> None:
+        check_complete(model.directory)
+        self.model = model
+        self.device = pick_device(device)
+        self.batch_size = batch_size
+        self._st = SentenceTransformer(
+            str(model.directory), device=self.device, local_files_only=True
+        )
+        dimension = self._st.get_embedding_dimension()
+        if dimension is None:
+            raise ValueError(f"model at {model.directory} does not report its dimension")
+        self.dimension: int = int(dimension)
+        # The sequence length comes from the sentence-transformers config (256 for MiniLM).
+        self.max_seq_length: int = int(self._st.max_seq_length)
+        self.texts_encoded = 0
+        self.compute_seconds = 0.0
+        self._stats_lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    @property
+    def fingerprint(self) -> str:
+        return self.model.fingerprint
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode texts to an (n, dimension) C-contiguous float32 array of unit vectors."""
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        started = time.perf_counter()
+        vectors = self._st.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        elapsed = time.perf_counter() - started
+        with self._stats_lock:
+            self.texts_encoded += len(texts)
+            self.compute_seconds += elapsed
+        return np.ascontiguousarray(vectors, dtype=np.float32)

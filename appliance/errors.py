@@ -1,0 +1,54 @@
+"""Error types shared by every layer; the API maps each to an HTTP status in one place."""
+
+from __future__ import annotations
+
+
+class ApplianceError(Exception):
+    """Base class: `code` is the stable machine-readable name, the message says what to fix."""
+
+    code = "appliance_error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidConfig(ApplianceError):
+    code = "invalid_config"
+
+
+class InvalidRequest(ApplianceError):
+    code = "invalid_request"
+
+
+class InvalidFilter(InvalidRequest):
+    code = "invalid_filter"
+
+
+class InvalidIndexSpec(InvalidRequest):
+    code = "invalid_index_spec"
+
+
+class CollectionNotFound(ApplianceError):
+    code = "collection_not_found"
+
+
+class CollectionExists(ApplianceError):
+    code = "collection_exists"
+
+
+class DocumentNotFound(ApplianceError):
+    code = "document_not_found"
+
+
+class ModelNotFound(ApplianceError):
+    code = "model_not_found"
+
+
+class ModelIntegrityError(ApplianceError):
+    code = "model_integrity_error"
+
+
+class NotReady(ApplianceError):
+    code = "not_ready"
+

@@ -1,0 +1,265 @@
+"""FAISS backend: any index_factory string, inner product over unit vectors, int64 ids.
+
+Indexes that need training (IVF, PQ, SQ) answer exactly from a flat buffer until enough
+vectors have arrived to train well, then train on all of them. Indexes that cannot remove
+(HNSW) keep removed ids as tombstones and exclude them with an id selector.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from appliance.errors import InvalidIndexSpec
+from appliance.index.base import IndexConfig, SearchParams
+
+# faiss warns below 39 training points per centroid; train only once that many are here.
+_POINTS_PER_CENTROID = 39
+_MIN_TRAINING_POINTS = 1_000
+_INDEX_FILE = "index.faiss"
+_BUFFER_FILE = "buffer.faiss"
+_STATE_FILE = "faiss_state.json"
+DEFAULT_EF = 128
+DEFAULT_NPROBE = 16
+MAX_EF = 4_096
+
+
+def _empty_flat(dimension: int) -> faiss.IndexIDMap2:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+def _sub_index(index: faiss.Index) -> faiss.Index:
+    return faiss.downcast_index(index.index if isinstance(index, faiss.IndexIDMap2) else index)
+
+
+def _ivf(index: faiss.Index) -> Any:
+    try:
+        return faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def training_points_needed(index: faiss.Index) -> int:
+    centroids = 1
+    ivf = _ivf(index)
+    if ivf is not None:
+        centroids = max(centroids, int(ivf.nlist))
+    pq = getattr(_sub_index(index), "pq", None)
+    if pq is None and ivf is not None:
+        pq = getattr(faiss.downcast_index(ivf), "pq", None)
+    if pq is not None:
+        centroids = max(centroids, 1 << int(pq.nbits))
+    return max(_MIN_TRAINING_POINTS, centroids * _POINTS_PER_CENTROID)
+
+
+class FaissIndex:
+    def __init__(self, config: IndexConfig, dimension: int, index: faiss.Index) -> None:
+        self.config = config
+        self.dimension = dimension
+        self._index = index
+        self._buffer = None if index.is_trained else _empty_flat(dimension)
+        self._tombstones: set[int] = set()
+        self._can_remove = True
+
+    @classmethod
+    def build(cls, config: IndexConfig, dimension: int) -> FaissIndex:
+        spec = config.spec
+        if not spec.upper().startswith("IDMAP"):
+            spec = f"IDMap2,{spec}"
+        try:
+            index = faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
+        except RuntimeError as exc:
+            raise InvalidIndexSpec(
+                f"faiss cannot build {config.spec!r} for {dimension} dimensions: "
+                f"{_faiss_message(exc)}. Examples: Flat, HNSW32,Flat, IVF256,Flat, IVF256,PQ48, "
+                "HNSW32,SQ8"
+            ) from exc
+        hnsw = getattr(_sub_index(index), "hnsw", None)
+        if hnsw is not None:
+            hnsw.efConstruction = int(config.options.get("ef_construction", 200))
+        return cls(config, dimension, index)
+
+    # -- writes ---------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._tombstones.difference_update(ids.tolist())
+        if self._buffer is None:
+            self._index.add_with_ids(vectors, ids)
+            return
+        self._buffer.add_with_ids(vectors, ids)
+        if self._buffer.ntotal >= training_points_needed(self._index):
+            self._train_from_buffer()
+
+    def _train_from_buffer(self) -> None:
+        assert self._buffer is not None
+        buffered_ids = faiss.vector_to_array(self._buffer.id_map).astype(np.int64)
+        buffered = self._buffer.index.reconstruct_n(0, self._buffer.ntotal)
+        self._index.train(buffered)
+        self._index.add_with_ids(buffered, buffered_ids)
+        self._buffer = None
+
+    def remove(self, ids: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        if self._buffer is not None:
+            self._buffer.remove_ids(selector)
+            return
+        if self._can_remove:
+            try:
+                self._index.remove_ids(selector)
+                return
+            except RuntimeError:
+                self._can_remove = False
+        self._tombstones.update(int(i) for i in ids)
+
+    # -- reads ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        active = self._buffer if self._buffer is not None else self._index
+        return int(active.ntotal) - len(self._tombstones)
+
+    @property
+    def tombstone_count(self) -> int:
+        return len(self._tombstones)
+
+    def ids(self) -> np.ndarray:
+        active = self._buffer if self._buffer is not None else self._index
+        ids = faiss.vector_to_array(active.id_map).astype(np.int64)
+        if self._tombstones:
+            ids = ids[~np.isin(ids, np.fromiter(self._tombstones, dtype=np.int64))]
+        return ids
+
+    def nbytes(self) -> int:
+        """Estimate from codes, graph links and the id map; serialising to measure would copy
+        the whole index."""
+        active = self._buffer if self._buffer is not None else self._index
+        sub = _sub_index(active)
+        count = int(active.ntotal)
+        code_size = int(getattr(sub, "code_size", 0) or self.dimension * 4)
+        storage = getattr(sub, "storage", None)
+        if storage is not None:
+            code_size = int(getattr(faiss.downcast_index(storage), "code_size", code_size))
+        hnsw = getattr(sub, "hnsw", None)
+        links = 0 if hnsw is None else int(hnsw.nb_neighbors(0)) * 4 * 3 // 2
+        # 8 bytes per id in the id map, and as much again for its reverse map.
+        return count * (code_size + links + 16)
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        params: SearchParams,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        active = self._buffer if self._buffer is not None else self._index
+        selector = self._selector(allowed)
+        # A selector hides the rest of the index from the search: look proportionally wider.
+        widen = len(self) / max(1, len(allowed)) if allowed is not None else 1.0
+        search_params = self._search_params(params, selector, max(1.0, widen))
+        try:
+            scores, ids = active.search(queries, k, params=search_params)
+        except RuntimeError:
+            # Some indexes (IndexPQ, ...) take no search parameters: oversample, then filter.
+            scores, ids = self._search_without_params(active, queries, k, allowed)
+        return scores, ids
+
+    def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
+        if allowed is not None:
+            # Allowed ids come from the store, which never holds a removed (tombstoned) id.
+            return faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        if self._tombstones and self._buffer is None:
+            removed = np.fromiter(self._tombstones, dtype=np.int64)
+            return faiss.IDSelectorNot(faiss.IDSelectorBatch(removed))
+        return None
+
+    def _search_params(
+        self, params: SearchParams, selector: faiss.IDSelector | None, widen: float
+    ) -> faiss.SearchParameters | None:
+        if self._buffer is not None:
+            return faiss.SearchParameters(sel=selector) if selector is not None else None
+        ivf = _ivf(self._index)
+        if ivf is not None:
+            nprobe = params.nprobe or self.config.options.get("nprobe") or DEFAULT_NPROBE
+            nprobe = math.ceil(nprobe * widen)
+            result = faiss.SearchParametersIVF(nprobe=int(min(nprobe, ivf.nlist)))
+        elif getattr(_sub_index(self._index), "hnsw", None) is not None:
+            ef = params.ef or self.config.options.get("ef") or DEFAULT_EF
+            result = faiss.SearchParametersHNSW(efSearch=min(math.ceil(ef * widen), MAX_EF))
+        else:
+            result = faiss.SearchParameters()
+        if selector is not None:
+            result.sel = selector
+        # Keep the selector alive as long as the parameters that point at it.
+        result._selector_ref = selector
+        return result
+
+    def _search_without_params(
+        self, active: faiss.Index, queries: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        fetch = min(int(active.ntotal), max(k, k * 4 + len(self._tombstones)))
+        if allowed is not None:
+            fetch = int(active.ntotal)
+        scores, ids = active.search(queries, max(fetch, 1))
+        keep = ids >= 0
+        if self._tombstones:
+            keep &= ~np.isin(ids, np.fromiter(self._tombstones, dtype=np.int64))
+        if allowed is not None:
+            keep &= np.isin(ids, allowed)
+        out_scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out_ids = np.full((len(queries), k), -1, dtype=np.int64)
+        for row in range(len(queries)):
+            row_ids = ids[row][keep[row]][:k]
+            out_ids[row, : len(row_ids)] = row_ids
+            out_scores[row, : len(row_ids)] = scores[row][keep[row]][:k]
+        return out_scores, out_ids
+
+    # -- persistence ----------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self._index, str(directory / _INDEX_FILE))
+        if self._buffer is not None:
+            faiss.write_index(self._buffer, str(directory / _BUFFER_FILE))
+        state = {"tombstones": sorted(self._tombstones), "can_remove": self._can_remove}
+        (directory / _STATE_FILE).write_text(json.dumps(state))
+
+    @classmethod
+    def load(cls, config: IndexConfig, dimension: int, directory: Path) -> FaissIndex:
+        index = faiss.read_index(str(directory / _INDEX_FILE))
+        loaded = cls(config, dimension, index)
+        buffer_file = directory / _BUFFER_FILE
+        if not index.is_trained:
+            loaded._buffer = faiss.read_index(str(buffer_file))
+        state = json.loads((directory / _STATE_FILE).read_text())
+        loaded._tombstones = set(state["tombstones"])
+        loaded._can_remove = bool(state["can_remove"])
+        return loaded
+
+
+def _faiss_message(exc: RuntimeError) -> str:
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+    return re.sub(r"^Error in .*? at .*?: ", "", text)
+
+
+class FaissBackend:
+    name = "faiss"
+
+    def create(self, config: IndexConfig, dimension: int) -> FaissIndex:
+        return FaissIndex.build(config, dimension)
+
+    def load(self, config: IndexConfig, dimension: int, directory: Path) -> FaissIndex:
+        return FaissIndex.load(config, dimension, directory)
+
+    def validate(self, config: IndexConfig, dimension: int) -> None:
+        if len(config.spec) > 200:
+            raise InvalidIndexSpec("faiss spec is longer than 200 characters")
+        FaissIndex.build(config, dimension)

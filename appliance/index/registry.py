@@ -1,0 +1,27 @@
+"""The index backends by name: a new backend is one module and one line here."""
+
+from __future__ import annotations
+
+from appliance.errors import InvalidIndexSpec
+from appliance.index.base import IndexBackend, IndexConfig
+from appliance.index.faiss_index import FaissBackend
+from appliance.index.hnswlib_index import HnswlibBackend
+
+BACKENDS: dict[str, IndexBackend] = {
+    "faiss": FaissBackend(),
+    "hnswlib": HnswlibBackend(),
+}
+
+# Exact-level recall on the corpora this appliance is for, at a fraction of Flat's cost.
+DEFAULT_INDEX = IndexConfig(
+    backend="hnswlib", spec="M=32,ef_construction=200", options={"ef": 128}
+)
+
+
+def backend_for(config: IndexConfig) -> IndexBackend:
+    try:
+        return BACKENDS[config.backend]
+    except KeyError:
+        raise InvalidIndexSpec(
+            f"unknown index backend {config.backend!r}; choose one of {', '.join(BACKENDS)}"
+        ) from None

@@ -1,0 +1,89 @@
+"""Index snapshots on disk: the index files plus a manifest with a watermark and checksums.
+
+A snapshot is written to a temporary directory and renamed into place, so a crash leaves either
+the old snapshot or the new one. A snapshot that is missing, corrupt or for another config is
+reported as None; the caller rebuilds from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.index.base import IndexConfig, VectorIndex
+from appliance.index.registry import backend_for
+
+log = logging.getLogger(__name__)
+_MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    model_id: str
+    max_id: int
+    count: int
+
+
+def _checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_snapshot(
+    index: VectorIndex, directory: Path, *, model_id: str, max_id: int
+) -> None:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.parent / f".staging-{directory.name}-{uuid.uuid4().hex[:8]}"
+    index.save(staging)
+    manifest = {
+        "backend": index.config.backend,
+        "spec": index.config.spec,
+        "dimension": index.dimension,
+        "model_id": model_id,
+        "max_id": max_id,
+        "count": len(index),
+        "files": {p.name: _checksum(p) for p in sorted(staging.iterdir()) if p.is_file()},
+    }
+    (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
+    retired = directory.parent / f".retired-{directory.name}-{uuid.uuid4().hex[:8]}"
+    if directory.exists():
+        directory.rename(retired)
+    staging.rename(directory)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def load_snapshot(
+    directory: Path, config: IndexConfig, dimension: int, model_id: str
+) -> tuple[VectorIndex, SnapshotInfo] | None:
+    manifest_file = directory / _MANIFEST
+    if not manifest_file.is_file():
+        log.info("no index snapshot at %s: rebuilding from the store", directory)
+        return None
+    try:
+        manifest = json.loads(manifest_file.read_text())
+        wanted = (config.backend, config.spec, dimension, model_id)
+        found = (manifest["backend"], manifest["spec"], manifest["dimension"], manifest["model_id"])
+        if wanted != found:
+            log.warning("index snapshot at %s is for %s, not %s: rebuilding", directory, found, wanted)
+            return None
+        for name, digest in manifest["files"].items():
+            if _checksum(directory / name) != digest:
+                log.warning("index snapshot file %s fails its checksum: rebuilding", name)
+                return None
+        index = backend_for(config).load(config, dimension, directory)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        log.warning("index snapshot at %s is unreadable (%s): rebuilding", directory, exc)
+        return None
+    return index, SnapshotInfo(model_id, int(manifest["max_id"]), int(manifest["count"]))
+
+
+def discard_snapshot(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,141 @@
+"""Document ingestion: validate a batch, embed only what changed, commit, update the index."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from appliance.collections.manager import CollectionManager
+from appliance.embedding.encoder import Encoder
+from appliance.errors import InvalidRequest
+from appliance.store import documents as document_store
+from appliance.store.documents import ConcurrentWrite, NewDocument, content_hash
+
+MAX_ID_CHARS = 512
+_WRITE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class DocumentInput:
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UpsertOutcome:
+    upserted: int
+    embedded: int
+    unchanged: int
+
+
+class IngestService:
+    def __init__(
+        self,
+        collections: CollectionManager,
+        encoder: Encoder,
+        *,
+        max_batch_documents: int,
+        max_text_chars: int,
+    ) -> None:
+        self.collections = collections
+        self.encoder = encoder
+        self.max_batch_documents = max_batch_documents
+        self.max_text_chars = max_text_chars
+
+    def validate(self, documents: Sequence[DocumentInput]) -> list[NewDocument]:
+        """Check the whole batch before anything is written; say exactly what to fix."""
+        if not documents:
+            raise InvalidRequest("documents is empty; send at least one {id, text, metadata}")
+        if len(documents) > self.max_batch_documents:
+            raise InvalidRequest(
+                f"batch has {len(documents)} documents; send at most "
+                f"{self.max_batch_documents} per request"
+            )
+        seen: set[str] = set()
+        checked = []
+        for position, doc in enumerate(documents):
+            where = f"documents[{position}]"
+            if not doc.id or len(doc.id) > MAX_ID_CHARS:
+                raise InvalidRequest(f"{where}.id must be 1 to {MAX_ID_CHARS} characters")
+            if doc.id in seen:
+                raise InvalidRequest(f"{where}.id {doc.id!r} appears twice in this batch")
+            seen.add(doc.id)
+            if not doc.text.strip():
+                raise InvalidRequest(f"{where}.text is empty; a document needs some text")
+            if len(doc.text) > self.max_text_chars:
+                raise InvalidRequest(
+                    f"{where}.text has {len(doc.text)} characters; the limit is "
+                    f"{self.max_text_chars}"
+                )
+            if "\x00" in doc.text or "\x00" in doc.id:
+                raise InvalidRequest(f"{where} contains a NUL character")
+            _check_metadata(doc.metadata, where)
+            checked.append(NewDocument(doc.id, doc.text, doc.metadata, content_hash(doc.text)))
+        return checked
+
+    def upsert(self, collection: str, documents: Sequence[DocumentInput]) -> UpsertOutcome:
+        """Returns after the batch is committed: an acknowledged write is durable."""
+        checked = self.validate(documents)
+        live = self.collections.get(collection)
+        db = self.collections.db
+        for attempt in range(_WRITE_ATTEMPTS):
+            with db.read() as session:
+                existing = document_store.existing_documents(
+                    session, live.id, live.model_id, [doc.external_id for doc in checked]
+                )
+            to_embed = [
+                doc
+                for doc in checked
+                if doc.external_id not in existing
+                or existing[doc.external_id].content_hash != doc.content_hash
+                or existing[doc.external_id].vector_id is None
+            ]
+            vectors = self.encoder.encode([doc.text for doc in to_embed])
+            by_id = {doc.external_id: vectors[row] for row, doc in enumerate(to_embed)}
+            try:
+                with live.write_lock:
+                    with db.write() as session:
+                        result = document_store.upsert_documents(
+                            session, live.id, live.model_id, checked, by_id
+                        )
+                    self.collections.apply(live, result)
+            except ConcurrentWrite:
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise
+                continue
+            return UpsertOutcome(
+                upserted=len(checked), embedded=len(to_embed), unchanged=len(checked) - len(to_embed)
+            )
+        raise AssertionError("unreachable")
+
+    def delete(self, collection: str, ids: Sequence[str]) -> int:
+        live = self.collections.get(collection)
+        with live.write_lock:
+            with self.collections.db.write() as session:
+                deleted, result = document_store.delete_documents(session, live.id, ids)
+            self.collections.apply(live, result)
+        return deleted
+
+
+def _check_metadata(metadata: Any, where: str) -> None:
+    if not isinstance(metadata, dict):
+        raise InvalidRequest(f"{where}.metadata must be an object")
+    stack: list[tuple[Any, int]] = [(metadata, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > 8:
+            raise InvalidRequest(f"{where}.metadata is nested deeper than 8 levels")
+        if isinstance(value, dict):
+            for key in value:
+                if not isinstance(key, str):
+                    raise InvalidRequest(f"{where}.metadata keys must be strings")
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRequest(f"{where}.metadata holds a non-finite number")
+        elif value is not None and not isinstance(value, str | int | float | bool):
+            raise InvalidRequest(f"{where}.metadata holds an unsupported value {value!r}")

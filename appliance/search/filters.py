@@ -1,0 +1,153 @@
+"""Metadata filters in the Chroma/Mongo style, compiled to SQL over the metadata JSON.
+
+`{"lang": "en"}`, `{"year": {"$gte": 2020}}`, `{"$or": [{"lang": "en"}, {"lang": "de"}]}`.
+Operators: $eq $ne $gt $gte $lt $lte $in $nin $and $or. Keys are metadata fields; `a.b`
+reaches into nested objects. Values are bound parameters, never spliced into SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
+
+from appliance.errors import InvalidFilter
+from appliance.store.schema import DocumentRow
+
+MAX_DEPTH = 8
+MAX_CONDITIONS = 256
+MAX_LIST_VALUES = 1_000
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}(\.[A-Za-z_][A-Za-z0-9_\-]{0,63}){0,7}$")
+_COMPARISONS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"}
+_LOGICAL = {"$and", "$or"}
+Scalar = str | int | float | bool | None
+
+
+class _Budget:
+    def __init__(self) -> None:
+        self.conditions = 0
+
+    def spend(self) -> None:
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise InvalidFilter(f"filter has more than {MAX_CONDITIONS} conditions; simplify it")
+
+
+def compile_filter(spec: dict[str, Any] | None) -> ColumnElement[bool] | None:
+    """SQL condition over DocumentRow for a filter, or None for no filter (None or {})."""
+    if spec is None or spec == {}:
+        return None
+    return _compile(spec, depth=1, budget=_Budget())
+
+
+def _compile(spec: Any, *, depth: int, budget: _Budget) -> ColumnElement[bool]:
+    if depth > MAX_DEPTH:
+        raise InvalidFilter(f"filter is nested deeper than {MAX_DEPTH} levels")
+    if not isinstance(spec, dict) or not spec:
+        raise InvalidFilter(
+            f"a filter must be a non-empty object like {{\"lang\": \"en\"}}, got {_show(spec)}"
+        )
+    clauses = []
+    for key, value in spec.items():
+        if key in _LOGICAL:
+            if not isinstance(value, list) or not value:
+                raise InvalidFilter(f"{key} takes a non-empty list of filters")
+            parts = [_compile(item, depth=depth + 1, budget=budget) for item in value]
+            clauses.append(and_(*parts) if key == "$and" else or_(*parts))
+        elif key.startswith("$"):
+            raise InvalidFilter(
+                f"unknown operator {key!r} at the top of a filter; logical operators are "
+                "$and and $or, comparisons go inside a field: {\"year\": {\"$gt\": 2000}}"
+            )
+        else:
+            clauses.append(_field(key, value, budget))
+    return and_(*clauses) if len(clauses) > 1 else clauses[0]
+
+
+def _field(key: str, condition: Any, budget: _Budget) -> ColumnElement[bool]:
+    if not _KEY.match(key):
+        raise InvalidFilter(
+            f"filter field {_show(key)} is not a valid metadata key: use letters, digits, _ and -, "
+            "with . to reach nested fields"
+        )
+    if not isinstance(condition, dict):
+        budget.spend()
+        return _compare(key, "$eq", condition)
+    if not condition:
+        raise InvalidFilter(f"filter on {key!r} is an empty object; give an operator like $eq")
+    parts = []
+    for operator, operand in condition.items():
+        if operator not in _COMPARISONS:
+            raise InvalidFilter(
+                f"unknown operator {_show(operator)} on field {key!r}; use one of "
+                f"{', '.join(sorted(_COMPARISONS))}"
+            )
+        budget.spend()
+        parts.append(_compare(key, operator, operand))
+    return and_(*parts) if len(parts) > 1 else parts[0]
+
+
+def _path(key: str) -> str:
+    return "$" + "".join(f'."{part}"' for part in key.split("."))
+
+
+def _compare(key: str, operator: str, operand: Any) -> ColumnElement[bool]:
+    path = _path(key)
+    value = func.json_extract(DocumentRow.meta, path)
+    kind = func.json_type(DocumentRow.meta, path)
+    if operator in ("$in", "$nin"):
+        if not isinstance(operand, list):
+            raise InvalidFilter(f"{operator} on {key!r} takes a list of values")
+        if len(operand) > MAX_LIST_VALUES:
+            raise InvalidFilter(f"{operator} on {key!r} has more than {MAX_LIST_VALUES} values")
+        if not operand:
+            return false() if operator == "$in" else true()
+        matches = or_(*(_equals(value, kind, _scalar(key, operator, item)) for item in operand))
+        # Like Mongo, $nin also matches documents that lack the field.
+        return matches if operator == "$in" else not_(matches)
+    scalar = _scalar(key, operator, operand)
+    if operator == "$eq":
+        return _equals(value, kind, scalar)
+    if operator == "$ne":
+        return not_(_equals(value, kind, scalar))
+    if scalar is None or isinstance(scalar, bool):
+        raise InvalidFilter(f"{operator} on {key!r} needs a number or a string")
+    # Order only within a type: a number never compares with a string.
+    same_type = kind.in_(("integer", "real")) if not isinstance(scalar, str) else kind == "text"
+    ordered = {
+        "$gt": value > scalar,
+        "$gte": value >= scalar,
+        "$lt": value < scalar,
+        "$lte": value <= scalar,
+    }[operator]
+    return and_(same_type, ordered)
+
+
+def _equals(value: Any, kind: Any, scalar: Scalar) -> ColumnElement[bool]:
+    if scalar is None:
+        matched = kind == "null"
+    elif isinstance(scalar, bool):
+        matched = kind == ("true" if scalar else "false")
+    else:
+        same_type = kind == "text" if isinstance(scalar, str) else kind.in_(("integer", "real"))
+        matched = and_(same_type, value == scalar)
+    # A missing field gives NULL, and NULL = x is NULL: coalesce so negation stays correct.
+    return func.coalesce(matched, false())
+
+
+def _scalar(key: str, operator: str, operand: Any) -> Scalar:
+    if operand is None or isinstance(operand, str | bool | int):
+        return operand  # type: ignore[no-any-return]
+    if isinstance(operand, float):
+        if operand != operand or operand in (float("inf"), float("-inf")):
+            raise InvalidFilter(f"{operator} on {key!r} got a non-finite number")
+        return operand
+    raise InvalidFilter(
+        f"{operator} on {key!r} takes a string, number, boolean or null, got {_show(operand)}"
+    )
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

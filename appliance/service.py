@@ -1,0 +1,78 @@
+"""The appliance: every layer wired together once, for the API and the CLI to share."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from pathlib import Path
+
+from appliance.collections.manager import CollectionManager
+from appliance.config import Settings
+from appliance.embedding.cache import CachedEncoder
+from appliance.embedding.encoder import Encoder
+from appliance.errors import CollectionNotFound
+from appliance.index.base import IndexConfig
+from appliance.index.registry import DEFAULT_INDEX
+from appliance.ingest.pipeline import IngestService
+from appliance.ingest.sources import read_jsonl
+from appliance.models.registry import ModelRegistry
+from appliance.search.pipeline import SearchService
+from appliance.store.database import Database
+
+log = logging.getLogger(__name__)
+
+SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "data" / "sample" / "python-stdlib.jsonl"
+
+
+class Appliance:
+    def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
+        self.settings = settings
+        self.registry = registry or ModelRegistry()
+        self.model = self.registry.resolve(settings.model, verify=settings.verify_model)
+        self.encoder = Encoder(
+            self.model, device=settings.device, batch_size=settings.embed_batch_size
+        )
+        self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
+        self.db = Database(settings.database_path)
+        self.collections = CollectionManager(
+            self.db,
+            settings.index_dir,
+            dimension=self.encoder.dimension,
+            exact_filter_threshold=settings.exact_filter_threshold,
+        )
+        self.collections.open_all()
+        self.search = SearchService(self.collections, self.query_encoder, settings.max_query_chars)
+        self.ingest = IngestService(
+            self.collections,
+            self.encoder,
+            max_batch_documents=settings.max_batch_documents,
+            max_text_chars=settings.max_text_chars,
+        )
+
+    def create_collection(self, name: str, config: IndexConfig | None = None) -> None:
+        self.collections.create(name, config or DEFAULT_INDEX, self.encoder.model_id)
+
+    def ensure_collection(self, name: str) -> None:
+        try:
+            self.collections.get(name)
+        except CollectionNotFound:
+            self.create_collection(name)
+
+    def load_sample_if_empty(self, corpus: Path = SAMPLE_CORPUS, batch: int = 256) -> int:
+        """First start: fill the default collection with the bundled sample corpus."""
+        name = self.settings.default_collection
+        self.ensure_collection(name)
+        if len(self.collections.get(name).index) > 0 or not corpus.is_file():
+            return 0
+        log.info("empty store: ingesting the sample corpus %s into %r", corpus, name)
+        loaded = 0
+        documents = read_jsonl(corpus)
+        while chunk := list(itertools.islice(documents, batch)):
+            loaded += self.ingest.upsert(name, chunk).upserted
+        self.collections.save_snapshots()
+        log.info("sample corpus ingested: %d documents", loaded)
+        return loaded
+
+    def close(self) -> None:
+        self.collections.save_snapshots()
+        self.db.close()

@@ -1,0 +1,295 @@
+"""Repository functions over documents and their vectors. Every function takes the session of
+the caller's unit of work; none commits on its own."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from appliance.store.schema import CollectionRow, DocumentRow, VectorRow, utcnow
+
+# SQLite allows 32,766 bound parameters; stay well under it.
+_CHUNK = 10_000
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ConcurrentWrite(Exception):
+    """Another writer changed a document between reading it and writing it: retry."""
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    external_id: str
+    text: str
+    meta: dict[str, Any]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class ExistingDocument:
+    id: int
+    content_hash: str
+    vector_id: int | None
+
+
+@dataclass
+class WriteResult:
+    """What a committed write changed, for the live index to apply."""
+
+    added_ids: list[int] = field(default_factory=list)
+    added_vectors: np.ndarray | None = None
+    removed_ids: list[int] = field(default_factory=list)
+    generation: int = 0
+
+
+def existing_documents(
+    session: Session, collection_id: int, model_id: str, external_ids: Sequence[str]
+) -> dict[str, ExistingDocument]:
+    found: dict[str, ExistingDocument] = {}
+    for chunk in _chunks(external_ids):
+        rows = session.execute(
+            select(DocumentRow.external_id, DocumentRow.id, DocumentRow.content_hash, VectorRow.id)
+            .outerjoin(
+                VectorRow,
+                (VectorRow.document_id == DocumentRow.id) & (VectorRow.model_id == model_id),
+            )
+            .where(DocumentRow.collection_id == collection_id, DocumentRow.external_id.in_(chunk))
+        )
+        for external_id, doc_id, digest, vector_id in rows:
+            found[external_id] = ExistingDocument(doc_id, digest, vector_id)
+    return found
+
+
+def bump_generation(session: Session, collection_id: int) -> int:
+    generation = session.execute(
+        update(CollectionRow)
+        .where(CollectionRow.id == collection_id)
+        .values(generation=CollectionRow.generation + 1)
+        .returning(CollectionRow.generation)
+    ).scalar_one()
+    return int(generation)
+
+
+def upsert_documents(
+    session: Session,
+    collection_id: int,
+    model_id: str,
+    documents: Sequence[NewDocument],
+    vectors: dict[str, np.ndarray],
+) -> WriteResult:
+    """Insert or update documents by external id; store the given vectors (one per document
+    whose content changed or has none for this model). Unchanged texts keep their vectors."""
+    existing = existing_documents(
+        session, collection_id, model_id, [doc.external_id for doc in documents]
+    )
+    for doc in documents:
+        found = existing.get(doc.external_id)
+        if doc.external_id not in vectors and (
+            found is None or found.content_hash != doc.content_hash or found.vector_id is None
+        ):
+            raise ConcurrentWrite(f"document {doc.external_id!r} changed while being embedded")
+    now = utcnow()
+    new_rows = [
+        {
+            "collection_id": collection_id,
+            "external_id": doc.external_id,
+            "text": doc.text,
+            "meta": doc.meta,
+            "content_hash": doc.content_hash,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for doc in documents
+        if doc.external_id not in existing
+    ]
+    doc_ids = {ext: found.id for ext, found in existing.items()}
+    if new_rows:
+        inserted = session.execute(
+            insert(DocumentRow).returning(
+                DocumentRow.id, DocumentRow.external_id, sort_by_parameter_order=True
+            ),
+            new_rows,
+        )
+        doc_ids.update({external_id: doc_id for doc_id, external_id in inserted})
+    updates = [
+        {
+            "id": existing[doc.external_id].id,
+            "text": doc.text,
+            "meta": doc.meta,
+            "content_hash": doc.content_hash,
+            "updated_at": now,
+        }
+        for doc in documents
+        if doc.external_id in existing
+    ]
+    if updates:
+        session.execute(update(DocumentRow), updates)
+
+    result = WriteResult()
+    stale = [
+        existing[ext].vector_id
+        for ext in vectors
+        if ext in existing and existing[ext].vector_id is not None
+    ]
+    result.removed_ids = [vector_id for vector_id in stale if vector_id is not None]
+    for chunk in _chunks(result.removed_ids):
+        session.execute(delete(VectorRow).where(VectorRow.id.in_(chunk)))
+    if vectors:
+        order = list(vectors)
+        inserted_vectors = session.execute(
+            insert(VectorRow).returning(VectorRow.id, sort_by_parameter_order=True),
+            [
+                {
+                    "document_id": doc_ids[ext],
+                    "collection_id": collection_id,
+                    "model_id": model_id,
+                    "vector": np.ascontiguousarray(vectors[ext], dtype=np.float32).tobytes(),
+                }
+                for ext in order
+            ],
+        )
+        result.added_ids = [int(vector_id) for (vector_id,) in inserted_vectors]
+        result.added_vectors = np.stack([vectors[ext] for ext in order]).astype(np.float32)
+    result.generation = bump_generation(session, collection_id)
+    return result
+
+
+def delete_documents(
+    session: Session, collection_id: int, external_ids: Sequence[str]
+) -> tuple[int, WriteResult]:
+    """Delete documents (and, by cascade, all their vectors). Returns (deleted count, changes)."""
+    result = WriteResult()
+    deleted = 0
+    for chunk in _chunks(external_ids):
+        doc_ids = list(
+            session.scalars(
+                select(DocumentRow.id).where(
+                    DocumentRow.collection_id == collection_id, DocumentRow.external_id.in_(chunk)
+                )
+            )
+        )
+        if not doc_ids:
+            continue
+        result.removed_ids.extend(
+            session.scalars(select(VectorRow.id).where(VectorRow.document_id.in_(doc_ids)))
+        )
+        session.execute(delete(VectorRow).where(VectorRow.document_id.in_(doc_ids)))
+        session.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
+        deleted += len(doc_ids)
+    if deleted:
+        result.generation = bump_generation(session, collection_id)
+    return deleted, result
+
+
+def get_document(session: Session, collection_id: int, external_id: str) -> DocumentRow | None:
+    return session.scalars(
+        select(DocumentRow).where(
+            DocumentRow.collection_id == collection_id, DocumentRow.external_id == external_id
+        )
+    ).one_or_none()
+
+
+def count_documents(session: Session, collection_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(DocumentRow).where(
+                DocumentRow.collection_id == collection_id
+            )
+        )
+        or 0
+    )
+
+
+def documents_by_vector_ids(
+    session: Session, vector_ids: Sequence[int]
+) -> dict[int, DocumentRow]:
+    found: dict[int, DocumentRow] = {}
+    for chunk in _chunks(vector_ids):
+        rows = session.execute(
+            select(VectorRow.id, DocumentRow)
+            .join(DocumentRow, DocumentRow.id == VectorRow.document_id)
+            .where(VectorRow.id.in_(chunk))
+        )
+        for vector_id, document in rows:
+            found[int(vector_id)] = document
+    return found
+
+
+def vector_ids(
+    session: Session,
+    collection_id: int,
+    model_id: str,
+    where: ColumnElement[bool] | None = None,
+) -> np.ndarray:
+    """Ids of the collection's vectors for a model, optionally only documents matching `where`."""
+    statement = select(VectorRow.id).where(
+        VectorRow.collection_id == collection_id, VectorRow.model_id == model_id
+    )
+    if where is not None:
+        statement = statement.join(DocumentRow, DocumentRow.id == VectorRow.document_id).where(
+            where
+        )
+    return np.fromiter(session.scalars(statement), dtype=np.int64)
+
+
+def load_vectors(
+    session: Session, ids: Iterable[int], dimension: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, vectors) for the given vector ids, in id order."""
+    id_list = sorted(int(i) for i in ids)
+    out_ids: list[int] = []
+    blobs: list[bytes] = []
+    for chunk in _chunks(id_list):
+        for vector_id, blob in session.execute(
+            select(VectorRow.id, VectorRow.vector)
+            .where(VectorRow.id.in_(chunk))
+            .order_by(VectorRow.id)
+        ):
+            out_ids.append(int(vector_id))
+            blobs.append(blob)
+    return _as_arrays(out_ids, blobs, dimension)
+
+
+def iter_all_vectors(
+    session: Session, collection_id: int, model_id: str, dimension: int, batch: int = 50_000
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream every vector of a collection for a model, in id order, in batches."""
+    last = 0
+    while True:
+        rows = session.execute(
+            select(VectorRow.id, VectorRow.vector)
+            .where(
+                VectorRow.collection_id == collection_id,
+                VectorRow.model_id == model_id,
+                VectorRow.id > last,
+            )
+            .order_by(VectorRow.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        ids, vectors = _as_arrays([r[0] for r in rows], [r[1] for r in rows], dimension)
+        last = int(ids[-1])
+        yield ids, vectors
+
+
+def _as_arrays(ids: list[int], blobs: list[bytes], dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    id_array = np.asarray(ids, dtype=np.int64)
+    if not blobs:
+        return id_array, np.empty((0, dimension), dtype=np.float32)
+    vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dimension)
+    return id_array, vectors.copy()

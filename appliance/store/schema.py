@@ -1,0 +1,77 @@
+"""SQLAlchemy 2 models: the source of truth for collections, documents and their vectors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CollectionRow(Base):
+    __tablename__ = "collections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    index_backend: Mapped[str] = mapped_column(String(32))
+    index_spec: Mapped[str] = mapped_column(String(256))
+    # Query-time defaults (ef, nprobe) and build options.
+    index_options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The model whose vectors the collection searches with.
+    model_id: Mapped[str] = mapped_column(String(256))
+    # Bumped by every write: keys caches and tells other processes the index must catch up.
+    generation: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    documents: Mapped[list[DocumentRow]] = relationship(
+        back_populates="collection", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("collection_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(
+        ForeignKey("collections.id", ondelete="CASCADE"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(String(512))
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    collection: Mapped[CollectionRow] = relationship(back_populates="documents")
+
+
+class VectorRow(Base):
+    """One embedding of one document by one model.
+
+    Vectors are immutable and their ids are never reused (AUTOINCREMENT): a changed text gets a
+    new row. Indexes are keyed by this id, so an index is brought up to date with the store by
+    a plain set difference of ids.
+    """
+
+    __tablename__ = "vectors"
+    __table_args__ = (
+        UniqueConstraint("document_id", "model_id"),
+        Index("ix_vectors_collection_model", "collection_id", "model_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(String(256))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
