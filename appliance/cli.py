@@ -44,7 +44,9 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
     level = log_level or load_settings(config).log_level
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
 
 
 @main.command()
@@ -183,9 +185,7 @@ def models_verify(name: str) -> None:
 @models.command("import")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Name to register the model under.")
-@click.option(
-    "--kind", type=click.Choice(["embedding", "cross-encoder"]), default="embedding"
-)
+@click.option("--kind", type=click.Choice(["embedding", "cross-encoder"]), default="embedding")
 def models_import(directory: Path, name: str, kind: str) -> None:
     """Register a local model directory: verify it is complete and record its sha256."""
     from appliance.models.registry import ModelRegistry

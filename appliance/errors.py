@@ -51,4 +51,3 @@ class ModelIntegrityError(ApplianceError):
 
 class NotReady(ApplianceError):
     code = "not_ready"
-

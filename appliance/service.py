@@ -25,13 +25,19 @@ SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "data" / "sample" / "pytho
 
 
 class Appliance:
-    def __init__(self, settings: Settings, registry: ModelRegistry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry | None = None,
+        encoder: Encoder | None = None,
+    ) -> None:
+        """`encoder` lets several appliances (tests, tools) share one loaded model."""
         self.settings = settings
         self.registry = registry or ModelRegistry()
-        self.model = self.registry.resolve(settings.model, verify=settings.verify_model)
-        self.encoder = Encoder(
-            self.model, device=settings.device, batch_size=settings.embed_batch_size
-        )
+        if encoder is None:
+            model = self.registry.resolve(settings.model, verify=settings.verify_model)
+            encoder = Encoder(model, device=settings.device, batch_size=settings.embed_batch_size)
+        self.encoder = encoder
         self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
         self.db = Database(settings.database_path)
         self.collections = CollectionManager(

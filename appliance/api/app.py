@@ -54,7 +54,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             PrometheusController,
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         middleware=[prometheus.middleware],
         state=State({"holder": holder}),
         lifespan=[lifespan],

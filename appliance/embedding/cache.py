@@ -11,8 +11,11 @@ from cachetools import LRUCache
 
 
 class TextEncoder(Protocol):
-    fingerprint: str
-    dimension: int
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 

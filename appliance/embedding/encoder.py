@@ -38,7 +38,7 @@ class Encoder:
             raise ValueError(f"model at {model.directory} does not report its dimension")
         self.dimension: int = int(dimension)
         # The sequence length comes from the sentence-transformers config (256 for MiniLM).
-        self.max_seq_length: int = int(self._st.max_seq_length)
+        self.max_seq_length: int = int(self._st.max_seq_length or 0)
         self.texts_encoded = 0
         self.compute_seconds = 0.0
         self._stats_lock = threading.Lock()

@@ -13,11 +13,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 
 from appliance.errors import InvalidIndexSpec
 from appliance.index.base import IndexConfig, SearchParams
+
+# faiss's bundled SWIG stubs miss most of its API (SearchParametersHNSW, id_map, ...).
+faiss: Any = _faiss
 
 # faiss warns below 39 training points per centroid; train only once that many are here.
 _POINTS_PER_CENTROID = 39

@@ -1,4 +1,4 @@
-"""hnswlib backend: an HNSW graph over unit vectors (inner product), spec `M=32,ef_construction=200`.
+"""hnswlib backend: HNSW over unit vectors (inner product), spec `M=32,ef_construction=200`.
 
 Removed ids are marked deleted (hnswlib skips them in search); the set of them is persisted
 beside the index, since hnswlib does not list them.

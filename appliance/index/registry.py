@@ -13,9 +13,7 @@ BACKENDS: dict[str, IndexBackend] = {
 }
 
 # Exact-level recall on the corpora this appliance is for, at a fraction of Flat's cost.
-DEFAULT_INDEX = IndexConfig(
-    backend="hnswlib", spec="M=32,ef_construction=200", options={"ef": 128}
-)
+DEFAULT_INDEX = IndexConfig(backend="hnswlib", spec="M=32,ef_construction=200", options={"ef": 128})
 
 
 def backend_for(config: IndexConfig) -> IndexBackend:

@@ -37,9 +37,7 @@ def _checksum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_snapshot(
-    index: VectorIndex, directory: Path, *, model_id: str, max_id: int
-) -> None:
+def save_snapshot(index: VectorIndex, directory: Path, *, model_id: str, max_id: int) -> None:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.parent / f".staging-{directory.name}-{uuid.uuid4().hex[:8]}"
     index.save(staging)
@@ -72,7 +70,9 @@ def load_snapshot(
         wanted = (config.backend, config.spec, dimension, model_id)
         found = (manifest["backend"], manifest["spec"], manifest["dimension"], manifest["model_id"])
         if wanted != found:
-            log.warning("index snapshot at %s is for %s, not %s: rebuilding", directory, found, wanted)
+            log.warning(
+                "index snapshot at %s is for %s, not %s: rebuilding", directory, found, wanted
+            )
             return None
         for name, digest in manifest["files"].items():
             if _checksum(directory / name) != digest:

@@ -107,7 +107,9 @@ class IngestService:
                     raise
                 continue
             return UpsertOutcome(
-                upserted=len(checked), embedded=len(to_embed), unchanged=len(checked) - len(to_embed)
+                upserted=len(checked),
+                embedded=len(to_embed),
+                unchanged=len(checked) - len(to_embed),
             )
         raise AssertionError("unreachable")
 

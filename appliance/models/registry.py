@@ -74,7 +74,7 @@ def fingerprint_of(hashes: dict[str, str]) -> str:
 
 
 def resolve_path(path: str, base: Path) -> Path:
-    """Turn a registry path (`package:mod/sub`, absolute, or relative to the registry) into a dir."""
+    """A registry path (`package:mod/sub`, absolute, or relative to the registry) as a dir."""
     if path.startswith("package:"):
         module, _, subdir = path.removeprefix("package:").partition("/")
         spec = importlib.util.find_spec(module)

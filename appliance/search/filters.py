@@ -46,7 +46,7 @@ def _compile(spec: Any, *, depth: int, budget: _Budget) -> ColumnElement[bool]:
         raise InvalidFilter(f"filter is nested deeper than {MAX_DEPTH} levels")
     if not isinstance(spec, dict) or not spec:
         raise InvalidFilter(
-            f"a filter must be a non-empty object like {{\"lang\": \"en\"}}, got {_show(spec)}"
+            f'a filter must be a non-empty object like {{"lang": "en"}}, got {_show(spec)}'
         )
     clauses = []
     for key, value in spec.items():
@@ -58,7 +58,7 @@ def _compile(spec: Any, *, depth: int, budget: _Budget) -> ColumnElement[bool]:
         elif key.startswith("$"):
             raise InvalidFilter(
                 f"unknown operator {key!r} at the top of a filter; logical operators are "
-                "$and and $or, comparisons go inside a field: {\"year\": {\"$gt\": 2000}}"
+                '$and and $or, comparisons go inside a field: {"year": {"$gt": 2000}}'
             )
         else:
             clauses.append(_field(key, value, budget))
@@ -138,7 +138,7 @@ def _equals(value: Any, kind: Any, scalar: Scalar) -> ColumnElement[bool]:
 
 def _scalar(key: str, operator: str, operand: Any) -> Scalar:
     if operand is None or isinstance(operand, str | bool | int):
-        return operand  # type: ignore[no-any-return]
+        return operand
     if isinstance(operand, float):
         if operand != operand or operand in (float("inf"), float("-inf")):
             raise InvalidFilter(f"{operator} on {key!r} got a non-finite number")

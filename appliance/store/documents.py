@@ -206,17 +206,15 @@ def get_document(session: Session, collection_id: int, external_id: str) -> Docu
 def count_documents(session: Session, collection_id: int) -> int:
     return int(
         session.scalar(
-            select(func.count()).select_from(DocumentRow).where(
-                DocumentRow.collection_id == collection_id
-            )
+            select(func.count())
+            .select_from(DocumentRow)
+            .where(DocumentRow.collection_id == collection_id)
         )
         or 0
     )
 
 
-def documents_by_vector_ids(
-    session: Session, vector_ids: Sequence[int]
-) -> dict[int, DocumentRow]:
+def documents_by_vector_ids(session: Session, vector_ids: Sequence[int]) -> dict[int, DocumentRow]:
     found: dict[int, DocumentRow] = {}
     for chunk in _chunks(vector_ids):
         rows = session.execute(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from appliance.api.schemas import CollectionInfo, CollectionList, CreateCollection, IndexSpec
@@ -59,12 +61,14 @@ class CollectionController(Controller):
     tags = ["collections"]
 
     @post(status_code=HTTP_201_CREATED, sync_to_thread=True)
-    def create_collection(self, data: CreateCollection, appliance: Appliance) -> CollectionInfo:
+    def create_collection(
+        self, data: JSONBody[CreateCollection], appliance: NamedDependency[Appliance]
+    ) -> CollectionInfo:
         appliance.create_collection(data.name, index_config(data.index))
         return describe(appliance, appliance.collections.get(data.name))
 
     @get(sync_to_thread=True)
-    def list_collections(self, appliance: Appliance) -> CollectionList:
+    def list_collections(self, appliance: NamedDependency[Appliance]) -> CollectionList:
         with appliance.db.read() as session:
             names = [row.name for row in collection_store.list_collections(session)]
         return CollectionList(
@@ -72,10 +76,12 @@ class CollectionController(Controller):
         )
 
     @get("/{name:str}", sync_to_thread=True)
-    def get_collection(self, name: str, appliance: Appliance) -> CollectionInfo:
+    def get_collection(
+        self, name: FromPath[str], appliance: NamedDependency[Appliance]
+    ) -> CollectionInfo:
         return describe(appliance, appliance.collections.get(name))
 
     @delete("/{name:str}", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
-    def delete_collection(self, name: str, appliance: Appliance) -> None:
+    def delete_collection(self, name: FromPath[str], appliance: NamedDependency[Appliance]) -> None:
         appliance.collections.get(name)
         appliance.collections.drop(name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from appliance.api.metrics import DOCUMENTS_UPSERTED
 from appliance.api.schemas import DeleteResult, DocumentOut, UpsertDocuments, UpsertResult
@@ -18,7 +20,10 @@ class DocumentController(Controller):
 
     @put(sync_to_thread=True)
     def upsert_documents(
-        self, name: str, data: UpsertDocuments, appliance: Appliance
+        self,
+        name: FromPath[str],
+        data: JSONBody[UpsertDocuments],
+        appliance: NamedDependency[Appliance],
     ) -> UpsertResult:
         outcome = appliance.ingest.upsert(
             name,
@@ -30,7 +35,9 @@ class DocumentController(Controller):
         )
 
     @get("/{doc_id:str}", sync_to_thread=True)
-    def get_document(self, name: str, doc_id: str, appliance: Appliance) -> DocumentOut:
+    def get_document(
+        self, name: FromPath[str], doc_id: FromPath[str], appliance: NamedDependency[Appliance]
+    ) -> DocumentOut:
         live = appliance.collections.get(name)
         with appliance.db.read() as session:
             row = document_store.get_document(session, live.id, doc_id)
@@ -46,7 +53,9 @@ class DocumentController(Controller):
             )
 
     @delete("/{doc_id:str}", status_code=200, sync_to_thread=True)
-    def delete_document(self, name: str, doc_id: str, appliance: Appliance) -> DeleteResult:
+    def delete_document(
+        self, name: FromPath[str], doc_id: FromPath[str], appliance: NamedDependency[Appliance]
+    ) -> DeleteResult:
         deleted = appliance.ingest.delete(name, [doc_id])
         if not deleted:
             raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")

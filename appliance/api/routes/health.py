@@ -21,8 +21,10 @@ class HealthController(Controller):
         holder: ApplianceHolder = state.holder
         appliance = holder.peek()
         if appliance is None:
-            body = Readiness(status="loading" if holder.error is None else "failed",
-                             detail=holder.error or "loading the model and indexes")
+            body = Readiness(
+                status="loading" if holder.error is None else "failed",
+                detail=holder.error or "loading the model and indexes",
+            )
             return Response(body, status_code=503)
         return Response(
             Readiness(

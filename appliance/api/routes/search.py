@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from appliance.api.metrics import SEARCH_LATENCY, SEARCH_REQUESTS, SEARCH_STAGE
 from appliance.api.schemas import (
@@ -53,14 +55,19 @@ class SearchController(Controller):
 
     @post("/collections/{name:str}/search", status_code=200, sync_to_thread=True)
     def search_collection(
-        self, name: str, data: SearchRequest, appliance: Appliance
+        self,
+        name: FromPath[str],
+        data: JSONBody[SearchRequest],
+        appliance: NamedDependency[Appliance],
     ) -> SearchResponse:
         return run_search(
             appliance, name, data.query, data.limit, data.filter, data.params, data.timings
         )
 
     @post("/search", status_code=200, sync_to_thread=True)
-    def search_default(self, data: DefaultSearchRequest, appliance: Appliance) -> SearchResponse:
+    def search_default(
+        self, data: JSONBody[DefaultSearchRequest], appliance: NamedDependency[Appliance]
+    ) -> SearchResponse:
         return run_search(
             appliance,
             appliance.settings.default_collection,

@@ -1,0 +1,1 @@
+"""Retrieval-quality benchmarking: BEIR dataset loading and IR metrics."""

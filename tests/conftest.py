@@ -1,0 +1,73 @@
+"""Shared fixtures: one real model for the session; real SQLite files and indexes per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.config import Settings, load_settings
+from appliance.embedding.encoder import Encoder
+from appliance.models.registry import ModelRegistry
+from appliance.service import Appliance
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    model = ModelRegistry().resolve("all-MiniLM-L6-v2")
+    return Encoder(model, device="cpu", batch_size=32)
+
+
+@pytest.fixture
+def settings_for(tmp_path: Path) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        overrides.setdefault("data_dir", str(tmp_path / "data"))
+        overrides.setdefault("load_sample", False)
+        return load_settings(Path("/nonexistent.toml"), **overrides)
+
+    return build
+
+
+@pytest.fixture
+def open_appliance(
+    settings_for: Callable[..., Settings], encoder: Encoder
+) -> Iterator[Callable[..., Appliance]]:
+    opened: list[Appliance] = []
+
+    def build(**overrides: Any) -> Appliance:
+        appliance = Appliance(settings_for(**overrides), encoder=encoder)
+        opened.append(appliance)
+        return appliance
+
+    yield build
+    for appliance in opened:
+        appliance.db.close()
+
+
+@pytest.fixture
+def appliance(open_appliance: Callable[..., Appliance]) -> Appliance:
+    return open_appliance()
+
+
+ANIMALS = [
+    ("cat", "The cat purrs and sleeps on the warm windowsill.", {"kind": "mammal", "legs": 4}),
+    (
+        "dog",
+        "A loyal dog fetches the ball and barks at the mailman.",
+        {"kind": "mammal", "legs": 4},
+    ),
+    (
+        "eagle",
+        "The eagle soars high above the mountains hunting prey.",
+        {"kind": "bird", "legs": 2},
+    ),
+    ("salmon", "Salmon swim upstream in rivers to spawn.", {"kind": "fish", "legs": 0}),
+    ("spider", "A spider spins a web to catch flies.", {"kind": "arachnid", "legs": 8}),
+    (
+        "penguin",
+        "Penguins waddle on the Antarctic ice and dive for fish.",
+        {"kind": "bird", "legs": 2},
+    ),
+]

@@ -1,0 +1,92 @@
+"""The CLI verbs, run in-process with click's runner on a real data directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from appliance.cli import main
+from tests.conftest import ANIMALS
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "animals.jsonl"
+    path.write_text(
+        "\n".join(json.dumps({"id": i, "text": t, "metadata": m}) for i, t, m in ANIMALS) + "\n"
+    )
+    return path
+
+
+def _run(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_ingest_then_search_as_json_and_text(corpus: Path, tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    assert "6 documents (6 embedded" in _run(
+        "ingest", str(corpus), "-c", "pets", "--data-dir", data
+    )
+    assert "6 documents (0 embedded, 6 unchanged)" in _run(
+        "ingest", str(corpus), "-c", "pets", "--data-dir", data
+    )
+    payload = json.loads(
+        _run("search", "which animal barks", "-c", "pets", "--json", "--data-dir", data)
+    )
+    assert payload["results"][0]["id"] == "dog"
+    filtered = json.loads(
+        _run(
+            "search",
+            "which animal barks",
+            "-c",
+            "pets",
+            "--filter",
+            '{"kind": {"$in": ["bird", "fish"]}}',
+            "--limit",
+            "2",
+            "--json",
+            "--data-dir",
+            data,
+        )
+    )
+    assert len(filtered["results"]) == 2
+    assert {hit["metadata"]["kind"] for hit in filtered["results"]} <= {"bird", "fish"}
+    text = _run("search", "birds in the cold", "-c", "pets", "--data-dir", data)
+    assert text.splitlines()[0].split()[2] == "penguin"
+
+
+def test_ingest_reads_beir_corpus_with_titles(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        json.dumps({"_id": "d1", "title": "Vitamin D", "text": "Sunlight makes it in skin."})
+        + "\n"
+        + json.dumps({"_id": "d2", "title": "Sailing", "text": "Boats tack against wind."})
+        + "\n"
+    )
+    data = str(tmp_path / "data")
+    _run("ingest", str(corpus), "--data-dir", data)
+    payload = json.loads(_run("search", "vitamin from the sun", "--json", "--data-dir", data))
+    assert payload["results"][0]["id"] == "d1"
+    assert payload["results"][0]["metadata"]["title"] == "Vitamin D"
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path: Path, corpus: Path) -> None:
+    data = str(tmp_path / "data")
+    result = CliRunner().invoke(main, ["search", "x", "-c", "nope", "--data-dir", data])
+    assert result.exit_code == 2 and "collection 'nope' does not exist" in result.output
+    result = CliRunner().invoke(main, ["search", "x", "--filter", "{bad", "--data-dir", data])
+    assert result.exit_code == 2 and "not valid JSON" in result.output
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a"}\n')
+    result = CliRunner().invoke(main, ["ingest", str(bad), "--data-dir", data])
+    assert result.exit_code == 2 and "needs an id" in result.output
+
+
+def test_models_list_and_verify() -> None:
+    assert "all-MiniLM-L6-v2" in _run("models", "list")
+    assert _run("models", "verify", "all-MiniLM-L6-v2").startswith("ok: all-MiniLM-L6-v2@")

@@ -1,0 +1,77 @@
+"""Nothing calls out: ingest and search in a fresh process where every non-loopback connect
+and DNS lookup is blocked and recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+GUARD = r"""
+import ipaddress, json, socket, sys
+
+attempts = []
+_connect, _connect_ex, _getaddrinfo = (
+    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo)
+
+def _loopback(host):
+    if host in (None, "", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
+        attempts.append(["connect", str(address[0])])
+        raise OSError("network blocked by test")
+    return _connect(self, address)
+
+def connect_ex(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
+        attempts.append(["connect", str(address[0])])
+        return 111
+    return _connect_ex(self, address)
+
+def getaddrinfo(host, *args, **kwargs):
+    if not _loopback(host if isinstance(host, str) else None):
+        attempts.append(["dns", str(host)])
+        raise socket.gaierror("DNS blocked by test")
+    return _getaddrinfo(host, *args, **kwargs)
+
+socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = (
+    connect, connect_ex, getaddrinfo)
+
+from appliance.config import load_settings
+from appliance.ingest.pipeline import DocumentInput
+from appliance.service import Appliance
+
+appliance = Appliance(load_settings(data_dir=sys.argv[1], load_sample=False))
+appliance.ensure_collection("default")
+appliance.ingest.upsert("default", [
+    DocumentInput(id="tea", text="How to brew green tea at the right temperature."),
+    DocumentInput(id="bike", text="Fixing a flat bicycle tyre with a patch kit."),
+])
+hits = appliance.search.search("default", "repair a punctured tire").results
+appliance.close()
+print(json.dumps({"attempts": attempts, "top": hits[0].id}))
+"""
+
+
+def test_ingest_and_search_make_no_network_attempt(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env["APPLIANCE_CONFIG"] = str(tmp_path / "none.toml")
+    completed = subprocess.run(
+        [sys.executable, "-c", GUARD, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["top"] == "bike"
+    assert report["attempts"] == []

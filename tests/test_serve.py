@@ -1,0 +1,86 @@
+"""`appliance serve` as a real process on loopback, as `make run` starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from appliance.service import Appliance
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _request(url: str, payload: dict[str, Any] | None = None, method: str | None = None) -> Any:
+    data = json.dumps(payload).encode() if payload is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_serve_answers_on_loopback_with_env_overrides(tmp_path: Path) -> None:
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "APPLIANCE_PORT": str(port),
+            "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
+            "APPLIANCE_LOAD_SAMPLE": "false",
+            "APPLIANCE_CONFIG": str(tmp_path / "none.toml"),
+        }
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if _request(f"{base}/ready")["status"] == "ready":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "server did not start"
+            time.sleep(0.2)
+        upserted = _request(
+            f"{base}/collections/default/documents",
+            {"documents": [{"id": "a", "text": "the quick brown fox"}]},
+            method="PUT",
+        )
+        assert upserted["upserted"] == 1
+        assert _request(f"{base}/search", {"query": "a fast fox"})["results"][0]["id"] == "a"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    # SIGTERM saved the index snapshot.
+    assert list((tmp_path / "data" / "indexes").glob("collection-*/manifest.json"))
+
+
+def test_first_start_ingests_the_sample_corpus_with_sensible_hits(
+    open_appliance: Callable[..., Appliance],
+) -> None:
+    appliance = open_appliance(load_sample=True)
+    assert appliance.load_sample_if_empty() > 1000
+    hits = appliance.search.search("default", "parse a JSON document into Python objects").results
+    assert hits[0].id.startswith("json")
+    hits = appliance.search.search("default", "create a temporary directory", limit=3).results
+    assert any(hit.id.startswith("tempfile") for hit in hits)
+    # Only on first start: a second call finds the store filled.
+    assert appliance.load_sample_if_empty() == 0
