@@ -15,7 +15,21 @@ import sys
 import warnings
 from pathlib import Path
 
-MODULES = ["abc", "argparse", "array", "ast", "asyncio", "base64", "bisect", "bz2", "calendar", "cmath", "codecs", "collections", "colorsys", "concurrent.futures", "configparser", "contextlib", "copy", "csv", "ctypes", "dataclasses", "datetime", "decimal", "difflib", "dis", "email", "enum", "filecmp", "fileinput", "fnmatch", "fractions", "ftplib", "functools", "gc", "getopt", "getpass", "gettext", "glob", "graphlib", "gzip", "hashlib", "heapq", "hmac", "html", "html.parser", "http", "http.client", "http.server", "imaplib", "importlib", "inspect", "io", "ipaddress", "itertools", "json", "keyword", "linecache", "locale", "logging", "lzma", "mailbox", "math", "mimetypes", "multiprocessing", "netrc", "numbers", "operator", "os", "os.path", "pathlib", "pickle", "pkgutil", "platform", "plistlib", "poplib", "pprint", "profile", "pstats", "queue", "quopri", "random", "re", "reprlib", "sched", "secrets", "select", "selectors", "shelve", "shlex", "shutil", "signal", "smtplib", "socket", "socketserver", "sqlite3", "ssl", "stat", "statistics", "string", "stringprep", "struct", "subprocess", "symtable", "sys", "sysconfig", "tarfile", "tempfile", "textwrap", "threading", "time", "timeit", "token", "tokenize", "trace", "traceback", "tracemalloc", "types", "typing", "unicodedata", "unittest", "urllib.parse", "urllib.request", "uuid", "venv", "warnings", "wave", "weakref", "webbrowser", "xml.dom", "xml.etree.ElementTree", "xml.sax", "zipfile", "zipimport", "zlib", "zoneinfo"]
+MODULES = """
+abc argparse array ast asyncio base64 bisect bz2 calendar cmath codecs collections
+colorsys concurrent.futures configparser contextlib copy csv ctypes dataclasses datetime
+decimal difflib dis email enum filecmp fileinput fnmatch fractions ftplib functools gc
+getopt getpass gettext glob graphlib gzip hashlib heapq hmac html html.parser http
+http.client http.server imaplib importlib inspect io ipaddress itertools json keyword
+linecache locale logging lzma mailbox math mimetypes multiprocessing netrc numbers
+operator os os.path pathlib pickle pkgutil platform plistlib poplib pprint profile pstats
+queue quopri random re reprlib sched secrets select selectors shelve shlex shutil signal
+smtplib socket socketserver sqlite3 ssl stat statistics string stringprep struct
+subprocess symtable sys sysconfig tarfile tempfile textwrap threading time timeit token
+tokenize trace traceback tracemalloc types typing unicodedata unittest urllib.parse
+urllib.request uuid venv warnings wave weakref webbrowser xml.dom xml.etree.ElementTree
+xml.sax zipfile zipimport zlib zoneinfo
+""".split()  # noqa: SIM905
 
 MAX_CHARS = 700
 
