@@ -6,11 +6,10 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch lies on this machine's disk; an unpinned torch pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: run test test-slow lint typecheck check clean
+.PHONY: run test quality test-slow test-reliability bench lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH_PIN)
 	$(BIN)/pip install --quiet $(TORCH_PIN) -e '.[dev]'
 	touch $(STAMP)
@@ -19,10 +18,25 @@ run: $(STAMP)
 	$(BIN)/appliance serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow and not quality" -q
+
+# Retrieval quality on ../shared/data (SciFact, NFCorpus) against the published targets.
+# The first run embeds both corpora (about 15 minutes on 2 cores); later runs reuse var/eval.
+quality: $(STAMP)
+	$(BIN)/python -m pytest -m quality -q -s
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+# pytest-benchmark suites (benchmarks/), each against a baseline measured in the same run; a
+# few minutes on 2 cores. Not part of `make test`. Ratios are printed at the end.
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
+
+# Crash safety (>= 20 SIGKILLs), schemathesis (>= 1,000 cases), then the loopback load test.
+test-reliability: $(STAMP)
+	$(BIN)/python -m pytest tests/reliability tests/test_hostile_input.py -m slow -q -s
+	$(BIN)/python benchmarks/loadtest.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check appliance tests data benchmarks

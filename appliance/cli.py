@@ -53,17 +53,42 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
 @data_dir_option
+@click.option(
+    "--allow-open-network",
+    is_flag=True,
+    default=None,
+    help="Serve beyond loopback even though no API key exists (anyone can read and write).",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, data_dir: str | None) -> None:
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    data_dir: str | None,
+    allow_open_network: bool | None,
+) -> None:
     """Serve the HTTP API (flags override APPLIANCE_HOST / _PORT / _DATA_DIR)."""
     import uvicorn
 
     from appliance.api.app import create_app
 
-    settings = _settings(ctx, host=host, port=port, data_dir=data_dir)
-    app = create_app(settings)
+    settings = _settings(
+        ctx, host=host, port=port, data_dir=data_dir, allow_open_network=allow_open_network
+    )
+    try:
+        app = create_app(settings)
+    except ApplianceError as exc:
+        _fail(exc)
     click.echo(f"serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # On SIGTERM uvicorn stops accepting, lets in-flight requests finish (up to the grace
+    # period), then runs the app's shutdown, which saves the index snapshots.
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+    )
 
 
 @main.command()
@@ -195,6 +220,284 @@ def models_import(directory: Path, name: str, kind: str) -> None:
     except ApplianceError as exc:
         _fail(exc)
     click.echo(f"registered {record.name}: {len(record.files)} files at {record.path}")
+
+
+@main.command()
+@data_dir_option
+@click.pass_context
+def verify(ctx: click.Context, data_dir: str | None) -> None:
+    """Compare every index with the store (ids, counts, model ids, FTS rows); read-only.
+
+    Exits 1 on any difference."""
+    from appliance.verify import verify as verify_store
+
+    report = verify_store(_settings(ctx, data_dir=data_dir))
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.group()
+def keys() -> None:
+    """API keys (scopes read < write < admin); the store keeps only their hashes."""
+
+
+def _key_database(ctx: click.Context, data_dir: str | None) -> Any:
+    from appliance.store.database import Database
+
+    return Database(_settings(ctx, data_dir=data_dir).database_path)
+
+
+@keys.command("create")
+@click.option("--scope", type=click.Choice(["read", "write", "admin"]), required=True)
+@click.option("--label", default="", help="A note saying who or what the key is for.")
+@data_dir_option
+@click.pass_context
+def keys_create(ctx: click.Context, scope: str, label: str, data_dir: str | None) -> None:
+    """Create a key and print it once: it cannot be shown again."""
+    from appliance.store import keys as key_store
+
+    db = _key_database(ctx, data_dir)
+    with db.write() as session:
+        row, key = key_store.create_key(session, scope, label)
+        key_id = row.key_id
+    db.close()
+    click.echo(key)
+    click.echo(
+        f"created key {key_id} with scope {scope}; store it now, it is not shown again. "
+        "Every request now needs a key (Authorization: Bearer KEY).",
+        err=True,
+    )
+
+
+@keys.command("list")
+@data_dir_option
+@click.pass_context
+def keys_list(ctx: click.Context, data_dir: str | None) -> None:
+    """List keys: id, scope, created, revoked, label (never the key itself)."""
+    from appliance.store import keys as key_store
+
+    db = _key_database(ctx, data_dir)
+    with db.read() as session:
+        rows = key_store.list_keys(session)
+    db.close()
+    for row in rows:
+        revoked = row.revoked_at.isoformat(timespec="seconds") if row.revoked_at else "active"
+        created = row.created_at.isoformat(timespec="seconds")
+        click.echo(f"{row.key_id}\t{row.scope}\t{created}\t{revoked}\t{row.label}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@data_dir_option
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str, data_dir: str | None) -> None:
+    """Revoke a key by its id (as `keys list` shows it); it stops working at once."""
+    from appliance.store import keys as key_store
+
+    db = _key_database(ctx, data_dir)
+    with db.write() as session:
+        revoked = key_store.revoke_key(session, key_id)
+    db.close()
+    if not revoked:
+        click.echo(f"error: no active key with id {key_id!r} (see `appliance keys list`)", err=True)
+        sys.exit(2)
+    click.echo(f"revoked {key_id}")
+
+
+@main.command()
+@click.argument(
+    "source", required=False, type=click.Path(exists=True, path_type=Path), metavar="[CORPUS]"
+)
+@click.option("--synthetic", type=int, default=None, help="N random clustered vectors instead.")
+@click.option("--dim", type=int, default=384, show_default=True, help="Synthetic dimension.")
+@click.option(
+    "--index",
+    "indexes",
+    multiple=True,
+    help="Repeatable: faiss:HNSW32,Flat, faiss:IVF1024,PQ48, hnswlib:M=32,ef_construction=200.",
+)
+@click.option("--ef", default="16,32,64,128", show_default=True, help="HNSW efSearch values.")
+@click.option("--nprobe", default="8,16,64", show_default=True, help="IVF nprobe values.")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--queries", default=1000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--filter-selectivity", default="", help="Fractions matched by filters, e.g. 0.001,0.01,0.1"
+)
+@click.option("--filter-queries", default=200, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--exact-threshold",
+    type=int,
+    default=None,
+    help="Filtered searches matching at most this many are exact (default: the setting).",
+)
+@click.option("--reuse-index", is_flag=True, help="Keep built indexes under DATA_DIR/bench.")
+@click.option("--split", default="test", show_default=True, help="BEIR qrels split.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the points as a JSON array.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@data_dir_option
+@click.pass_context
+def bench(
+    ctx: click.Context,
+    source: Path | None,
+    synthetic: int | None,
+    dim: int,
+    indexes: tuple[str, ...],
+    ef: str,
+    nprobe: str,
+    k: int,
+    queries: int,
+    filter_selectivity: str,
+    filter_queries: int,
+    exact_threshold: int | None,
+    reuse_index: bool,
+    split: str,
+    seed: int,
+    as_json: bool,
+    plot: Path | None,
+    no_progress: bool,
+    data_dir: str | None,
+) -> None:
+    """Sweep index configurations on a corpus (JSONL or BEIR dir) or synthetic vectors."""
+    from appliance.bench import sweep
+    from appliance.index.base import parse_index_arg
+    from appliance.index.registry import DEFAULT_INDEX, backend_for
+
+    def numbers(text: str, kind: type, option: str) -> list[Any]:
+        try:
+            return [kind(part) for part in text.split(",") if part.strip()]
+        except ValueError as exc:
+            raise click.BadParameter(f"{option} takes comma-separated numbers") from exc
+
+    if (source is None) == (synthetic is None):
+        raise click.UsageError("give either a CORPUS path or --synthetic N")
+    settings = _settings(ctx, data_dir=data_dir)
+    selectivities = numbers(filter_selectivity, float, "--filter-selectivity")
+    if any(not 0 < s <= 1 for s in selectivities):
+        raise click.BadParameter("--filter-selectivity values must be in (0, 1]")
+    try:
+        configs = [parse_index_arg(text) for text in indexes] or [DEFAULT_INDEX]
+        if synthetic is not None:
+            dataset = sweep.synthetic_dataset(
+                synthetic,
+                dim,
+                queries,
+                seed=seed,
+                store_root=settings.data_path / "bench",
+                progress=not no_progress,
+            )
+        else:
+            assert source is not None
+            dataset = sweep.corpus_dataset(
+                source,
+                settings,
+                n_queries=queries,
+                split=split,
+                seed=seed,
+                progress=not no_progress,
+            )
+        options = sweep.SweepOptions(
+            indexes=configs,
+            efs=numbers(ef, int, "--ef"),
+            nprobes=numbers(nprobe, int, "--nprobe"),
+            k=k,
+            selectivities=selectivities,
+            filter_queries=filter_queries,
+            exact_threshold=(
+                settings.exact_filter_threshold if exact_threshold is None else exact_threshold
+            ),
+            progress=not no_progress,
+            index_cache=settings.data_path / "bench" / "indexes" / dataset.key
+            if reuse_index
+            else None,
+            seed=seed,
+        )
+        try:
+            for config in configs:
+                backend_for(config).validate(config, dataset.dimension)
+            points = sweep.run_sweep(dataset, options)
+        finally:
+            dataset.close()
+    except ApplianceError as exc:
+        _fail(exc)
+    click.echo(sweep.points_json(points) if as_json else sweep.format_table(points))
+    if plot is not None:
+        sweep.plot_points(points, plot)
+        click.echo(f"plot written to {plot}", err=True)
+
+
+@main.command("eval")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv")
+@click.option("--mode", type=click.Choice(["dense", "keyword", "hybrid"]), default=None)
+@click.option("--index", "index_arg", default=None, help="BACKEND:SPEC, e.g. faiss:Flat")
+@click.option("--rerank", "rerank_dir", default=None, help="Cross-encoder dir or name.")
+@click.option("--chunking", type=click.Choice(["on", "off"]), default="off", show_default=True)
+@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
+@click.option("--rrf-k", type=int, default=60, show_default=True)
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="Dense weight.")
+@click.option("--keep-identical-ids", is_flag=True, help="Count hits whose id equals the query id.")
+@click.option("--scratch", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def eval_command(
+    ctx: click.Context,
+    directory: Path,
+    split: str,
+    mode: str | None,
+    index_arg: str | None,
+    rerank_dir: str | None,
+    chunking: str,
+    fusion: str,
+    rrf_k: int,
+    alpha: float,
+    keep_identical_ids: bool,
+    scratch: Path | None,
+    as_json: bool,
+) -> None:
+    """Evaluate retrieval quality on a BEIR directory (nDCG@10, recall@100, MRR@10)."""
+    from tqdm import tqdm
+
+    from appliance.bench.evaluate import EvalConfig, run_eval
+    from appliance.index.base import parse_index_arg
+    from appliance.search.pipeline import SearchOptions
+
+    settings = _settings(ctx)
+    try:
+        config = EvalConfig(
+            directory=directory,
+            split=split,
+            index=parse_index_arg(index_arg) if index_arg else None,
+            chunking=chunking == "on",
+            rerank_model=rerank_dir or "",
+            ignore_identical_ids=not keep_identical_ids,
+            search=SearchOptions(
+                limit=100,
+                mode=mode,  # type: ignore[arg-type]
+                fusion=fusion,  # type: ignore[arg-type]
+                rrf_k=rrf_k,
+                alpha=alpha,
+                rerank=bool(rerank_dir),
+            ),
+        )
+        report = run_eval(
+            config,
+            settings,
+            scratch or settings.data_path / "eval",
+            progress=lambda items, total, label: iter(
+                tqdm(items, total=total, desc=label, file=sys.stderr, leave=False)
+            ),
+        )
+    except ApplianceError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for key, value in report.items():
+        click.echo(f"{key:>15}: {value}")
 
 
 if __name__ == "__main__":

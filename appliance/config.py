@@ -23,6 +23,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # A name from the model registry (models/registry.json) or a path to a local
     # sentence-transformers directory.
     model: str = "all-MiniLM-L6-v2"
+    # Cross-encoder for `rerank: true`: a registered name or a local directory; "" = none.
+    rerank_model: str = ""
     # Verify the sha256 of registered model files before loading them.
     verify_model: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -38,6 +40,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_text_chars: int = 200_000
     max_query_chars: int = 2_000
     log_level: str = "INFO"
+    # Serve without API keys on a non-loopback address anyway (logs a warning). Without it the
+    # appliance refuses to start there until `appliance keys create` has made a key.
+    allow_open_network: bool = False
+    # Requests per rate_limit_window, per key by the key's scope, and per client address for
+    # requests without a key (an appliance with no keys). 0 turns a limit off.
+    rate_limit_window: Literal["second", "minute", "hour", "day"] = "minute"
+    rate_limit_read: int = 6_000
+    rate_limit_write: int = 1_200
+    rate_limit_admin: int = 600
+    rate_limit_anonymous: int = 6_000
+    # On SIGTERM, seconds to let in-flight requests finish before index snapshots are saved.
+    shutdown_grace_seconds: float = 30.0
 
     @property
     def data_path(self) -> Path:

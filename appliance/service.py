@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from pathlib import Path
 
 from appliance.collections.manager import CollectionManager
@@ -15,8 +16,9 @@ from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
 from appliance.ingest.pipeline import IngestService
 from appliance.ingest.sources import read_jsonl
-from appliance.models.registry import ModelRegistry
+from appliance.models.registry import LocalModel, ModelRegistry
 from appliance.search.pipeline import SearchService
+from appliance.search.rerank import Reranker
 from appliance.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ class Appliance:
         self.settings = settings
         self.registry = registry or ModelRegistry()
         if encoder is None:
-            model = self.registry.resolve(settings.model, verify=settings.verify_model)
+            model = self.resolve_model(settings, self.registry)
             encoder = Encoder(model, device=settings.device, batch_size=settings.embed_batch_size)
         self.encoder = encoder
         self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
@@ -47,13 +49,35 @@ class Appliance:
             exact_filter_threshold=settings.exact_filter_threshold,
         )
         self.collections.open_all()
-        self.search = SearchService(self.collections, self.query_encoder, settings.max_query_chars)
+        self._reranker: Reranker | None = None
+        self._reranker_lock = threading.Lock()
+        self.search = SearchService(
+            self.collections, self.query_encoder, settings.max_query_chars, self.reranker
+        )
         self.ingest = IngestService(
             self.collections,
             self.encoder,
             max_batch_documents=settings.max_batch_documents,
             max_text_chars=settings.max_text_chars,
         )
+
+    @staticmethod
+    def resolve_model(settings: Settings, registry: ModelRegistry | None = None) -> LocalModel:
+        return (registry or ModelRegistry()).resolve(settings.model, verify=settings.verify_model)
+
+    def reranker(self) -> Reranker | None:
+        """The configured cross-encoder, loaded on first use; None when none is configured."""
+        if not self.settings.rerank_model:
+            return None
+        with self._reranker_lock:
+            if self._reranker is None:
+                model = self.registry.resolve(
+                    self.settings.rerank_model,
+                    verify=self.settings.verify_model,
+                    kind="cross-encoder",
+                )
+                self._reranker = Reranker(model, device=self.settings.device)
+            return self._reranker
 
     def create_collection(self, name: str, config: IndexConfig | None = None) -> None:
         self.collections.create(name, config or DEFAULT_INDEX, self.encoder.model_id)

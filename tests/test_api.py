@@ -85,7 +85,8 @@ def test_documents_search_upsert_delete(client: TestClient[Any]) -> None:
         "/collections/pets/search", json={"query": "which animal barks", "limit": 2}
     ).json()
     assert search["results"][0]["id"] == "dog"
-    assert set(search["results"][0]) == {"id", "score", "text", "metadata"}
+    assert set(search["results"][0]) >= {"id", "score", "text", "metadata"}
+    assert search["results"][0]["chunk"] == {"index": 0, "start": 0, "end": len(ANIMALS[1][1])}
     assert search["took_ms"] > 0
     filtered = client.post(
         "/collections/pets/search",

@@ -13,8 +13,11 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from appliance import __version__
+from appliance.api.auth import KeyRing, auth_middleware, check_bind_address
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.metrics import COLLECTOR
+from appliance.api.openapi import complete_openapi
+from appliance.api.ratelimit import rate_limit_middleware
 from appliance.api.routes.collections import CollectionController
 from appliance.api.routes.documents import DocumentController
 from appliance.api.routes.health import HealthController
@@ -33,6 +36,9 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
     """An app over a ready appliance (tests), or one that loads it in the background."""
     holder = ApplianceHolder.of(appliance) if appliance is not None else ApplianceHolder(settings)
     owns_appliance = appliance is None
+    keyring = KeyRing(settings.database_path)
+    # Secure by default: no keyless appliance beyond loopback unless explicitly allowed.
+    check_bind_address(settings, keyring)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -43,9 +49,10 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
         finally:
             if owns_appliance:
                 holder.close()
+            keyring.close()
 
     prometheus = PrometheusConfig(app_name="appliance", prefix="http", group_path=True)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             CollectionController,
@@ -55,7 +62,12 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[prometheus.middleware],
+        # In order: metrics see every answer; the key is checked before its rate limit counts.
+        middleware=[
+            prometheus.middleware,
+            auth_middleware(keyring),
+            *rate_limit_middleware(settings),
+        ],
         state=State({"holder": holder}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
@@ -66,3 +78,5 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             render_plugins=[SwaggerRenderPlugin()],
         ),
     )
+    complete_openapi(app)
+    return app

@@ -14,7 +14,9 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
+    HTTP_507_INSUFFICIENT_STORAGE,
 )
+from sqlalchemy.exc import OperationalError
 
 from appliance.api.metrics import ERRORS
 from appliance.errors import (
@@ -27,6 +29,7 @@ from appliance.errors import (
     ModelNotFound,
     NotReady,
 )
+from appliance.store.disk import STORAGE_FULL_DETAIL, StorageFull, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     NotReady: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,
     ModelIntegrityError: HTTP_503_SERVICE_UNAVAILABLE,
+    StorageFull: HTTP_507_INSUFFICIENT_STORAGE,
 }
 
 _HTTP_CODES = {
@@ -82,15 +86,36 @@ def validation_error(
     return error_response(HTTP_400_BAD_REQUEST, "invalid_request", detail)
 
 
-def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
+def http_error(_request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no route matches {_request.url.path!r}; the API is listed at /schema/swagger"
     if exc.status_code == 413:
         detail = "request body is larger than the server accepts; send smaller batches"
     response = error_response(exc.status_code, code, detail)
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 429 and "Retry-After" not in response.headers:
+        # Litestar's rate limiter says when its window resets; Retry-After is the standard name.
+        reset = response.headers.get("RateLimit-Reset", "1")
+        response.headers["Retry-After"] = str(max(1, int(reset) if reset.isdigit() else 1))
     return response
+
+
+def database_error(request: Request[Any, Any, Any], exc: OperationalError) -> Response[Any]:
+    # SQLite rolled the transaction back, so the store is as it was before this request.
+    if is_disk_full(exc):
+        return appliance_error(request, StorageFull(STORAGE_FULL_DETAIL))
+    return unexpected_error(request, exc)
+
+
+def undecodable_body(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    return error_response(
+        HTTP_400_BAD_REQUEST,
+        "invalid_request",
+        f"the request body is not valid UTF-8 (byte {exc.start}); send UTF-8 encoded JSON",
+    )
 
 
 def unexpected_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
@@ -106,5 +131,7 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     ApplianceError: appliance_error,
     ValidationException: validation_error,
     HTTPException: http_error,
+    OperationalError: database_error,
+    UnicodeDecodeError: undecodable_body,
     Exception: unexpected_error,
 }

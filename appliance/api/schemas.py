@@ -88,6 +88,15 @@ class SearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limit: Limit = 10
     filter: dict[str, Any] | None = None
     params: SearchParamsIn | None = None
+    # dense | keyword | hybrid; the collection's default when absent.
+    mode: Literal["dense", "keyword", "hybrid"] | None = None
+    # Hybrid fusion: reciprocal rank fusion (rrf_k) or weighted normalised scores (alpha).
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: Annotated[int, Meta(ge=1, le=10_000)] = 60
+    alpha: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
+    candidates: Annotated[int, Meta(ge=1, le=1000)] = 100
+    rerank: bool = False
+    rerank_top_n: Annotated[int, Meta(ge=1, le=1000)] = 50
     # Include per-stage timings in the response.
     timings: bool = False
 
@@ -100,16 +109,26 @@ class DefaultSearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     filters: dict[str, Any] | None = None
 
 
+class ChunkOut(msgspec.Struct, kw_only=True):
+    """The passage of the document that matched: chunk number and character span."""
+
+    index: int
+    start: int
+    end: int
+
+
 class SearchHitOut(msgspec.Struct, kw_only=True):
     id: str
     score: float
     text: str
     metadata: dict[str, Any]
+    chunk: ChunkOut | None = None
 
 
 class SearchResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     results: list[SearchHitOut]
     took_ms: float
+    mode: str = "dense"
     timings_ms: dict[str, float] | None = None
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import ColumnElement
 
+from appliance.embedding.chunking import DEFAULT_OVERLAP, ChunkingConfig
 from appliance.errors import CollectionNotFound
 from appliance.index.base import IndexConfig, SearchParams, VectorIndex
+from appliance.index.filtered import filtered_search
 from appliance.index.registry import backend_for
 from appliance.index.snapshots import discard_snapshot, load_snapshot, save_snapshot
 from appliance.store import collections as collection_store
@@ -28,6 +30,8 @@ from appliance.store.documents import WriteResult
 from appliance.store.schema import CollectionRow
 
 log = logging.getLogger(__name__)
+# Options that describe how the stored vectors were made, not how they are indexed.
+_CONTENT_OPTIONS = ("chunking", "chunk_tokens", "chunk_overlap")
 
 
 @dataclass
@@ -43,6 +47,15 @@ class LiveCollection:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     index_lock: threading.RLock = field(default_factory=threading.RLock)
     dirty: bool = False
+
+    @property
+    def chunking(self) -> ChunkingConfig:
+        options = self.config.options
+        return ChunkingConfig(
+            enabled=bool(options.get("chunking", True)),
+            max_tokens=options.get("chunk_tokens"),
+            overlap=int(options.get("chunk_overlap", DEFAULT_OVERLAP)),
+        )
 
 
 class CollectionManager:
@@ -128,6 +141,33 @@ class CollectionManager:
             )
             self._live[name] = live
             return live
+
+    def reconfigure(self, name: str, config: IndexConfig) -> LiveCollection:
+        """Switch a collection to another index configuration, built from the stored vectors
+        (never re-embedded). Chunking options stay: the stored vectors were made with them."""
+        backend_for(config).validate(config, self.dimension)
+        live = self.get(name)
+        kept = {k: v for k, v in live.config.options.items() if k in _CONTENT_OPTIONS}
+        config = IndexConfig(
+            backend=config.backend, spec=config.spec, options={**config.options, **kept}
+        )
+        if config == live.config:
+            return live
+        index = backend_for(config).create(config, self.dimension)
+        with live.write_lock:
+            with self.db.read() as session:
+                for ids, vectors in document_store.iter_all_vectors(
+                    session, live.id, live.model_id, self.dimension
+                ):
+                    index.add(ids, vectors)
+            with self.db.write() as session:
+                row = collection_store.get_collection(session, name)
+                row.index_backend, row.index_spec = config.backend, config.spec
+                row.index_options = dict(config.options)
+            with live.index_lock:
+                live.index, live.config, live.dirty = index, config, True
+        log.info("collection %s: index rebuilt as %s from stored vectors", name, config.label)
+        return live
 
     def drop(self, name: str) -> None:
         with self._lock:
@@ -231,14 +271,16 @@ class CollectionManager:
             return _valid(scores[0], ids[0])
         with self.db.read() as session:
             allowed = document_store.vector_ids(session, live.id, live.model_id, where)
-            if len(allowed) == 0:
-                return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-            if len(allowed) <= self.exact_filter_threshold and not _is_exact(live.config):
-                ids, vectors = document_store.load_vectors(session, allowed, self.dimension)
-                return exact_top_k(query[0], ids, vectors, k)
-        with live.index_lock:
-            scores, ids = live.index.search(query, k, params, allowed=allowed)
-        return _valid(scores[0], ids[0])
+            return filtered_search(
+                live.index,
+                query[0],
+                k,
+                params,
+                allowed,
+                lambda ids: document_store.load_vectors(session, ids, self.dimension),
+                exact_threshold=self.exact_filter_threshold,
+                index_lock=live.index_lock,
+            )
 
 
 def _is_exact(config: IndexConfig) -> bool:

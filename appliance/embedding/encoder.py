@@ -12,6 +12,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence_transformers is imported, 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
+from tokenizers import Tokenizer
 
 from appliance.models.registry import LocalModel, check_complete
 
@@ -39,6 +40,13 @@ class Encoder:
         self.dimension: int = int(dimension)
         # The sequence length comes from the sentence-transformers config (256 for MiniLM).
         self.max_seq_length: int = int(self._st.max_seq_length or 0)
+        backend = getattr(self._st.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ValueError(f"model at {model.directory} has no fast tokenizer")
+        # A private copy: counting and chunking must see every token, never a truncated list.
+        self._tokenizer = Tokenizer.from_str(backend.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
         self.texts_encoded = 0
         self.compute_seconds = 0.0
         self._stats_lock = threading.Lock()
@@ -50,6 +58,16 @@ class Encoder:
     @property
     def fingerprint(self) -> str:
         return self.model.fingerprint
+
+    def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Each text's tokens as character spans, without special tokens or truncation."""
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [list(encoding.offsets) for encoding in encodings]
+
+    @property
+    def max_chunk_tokens(self) -> int:
+        """Tokens that fit one window beside the model's [CLS] and [SEP]."""
+        return max(8, self.max_seq_length - 2)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts to an (n, dimension) C-contiguous float32 array of unit vectors."""

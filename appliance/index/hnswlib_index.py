@@ -52,6 +52,9 @@ class HnswlibIndex:
         self._deleted: set[int] = set()
         # hnswlib's ef is a property of the index, not of a query.
         self._ef_lock = threading.Lock()
+        # Threads for one unfiltered search call (-1: all cores). A filtered search stays on
+        # one thread: its filter is a Python callable, and more threads only contend for the GIL.
+        self.num_threads = 1
 
     @classmethod
     def build(cls, config: IndexConfig, dimension: int) -> HnswlibIndex:
@@ -135,7 +138,8 @@ class HnswlibIndex:
             with self._ef_lock:
                 self._index.set_ef(ef)
                 try:
-                    return self._index.knn_query(queries, k=k, num_threads=1, filter=accept)
+                    threads = self.num_threads if accept is None else 1
+                    return self._index.knn_query(queries, k=k, num_threads=threads, filter=accept)
                 except RuntimeError:
                     # Fewer than k reachable under this ef (a narrow filter): search wider.
                     if ef >= max(int(self._index.get_current_count()), k):

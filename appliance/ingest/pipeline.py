@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.collections.manager import CollectionManager
+from appliance.embedding.chunking import ChunkingConfig, chunk_spans
 from appliance.embedding.encoder import Encoder
 from appliance.errors import InvalidRequest
 from appliance.store import documents as document_store
-from appliance.store.documents import ConcurrentWrite, NewDocument, content_hash
+from appliance.store.documents import ConcurrentWrite, EmbeddedText, NewDocument, content_hash
 
 MAX_ID_CHARS = 512
 _WRITE_ATTEMPTS = 3
@@ -76,6 +77,29 @@ class IngestService:
             checked.append(NewDocument(doc.id, doc.text, doc.metadata, content_hash(doc.text)))
         return checked
 
+    def embed(self, texts: Sequence[str], chunking: ChunkingConfig) -> list[EmbeddedText]:
+        """Split each text into chunks (one if it fits the model) and embed all in one batch."""
+        if chunking.enabled:
+            max_tokens = chunking.max_tokens or self.encoder.max_chunk_tokens
+            spans = [
+                chunk_spans(len(text), offsets, max_tokens, chunking.overlap)
+                for text, offsets in zip(texts, self.encoder.token_offsets(texts), strict=True)
+            ]
+        else:
+            spans = [[(0, len(text))] for text in texts]
+        pieces = [
+            text[start:end]
+            for text, text_spans in zip(texts, spans, strict=True)
+            for start, end in text_spans
+        ]
+        vectors = self.encoder.encode(pieces)
+        out = []
+        row = 0
+        for text_spans in spans:
+            out.append(EmbeddedText(spans=text_spans, vectors=vectors[row : row + len(text_spans)]))
+            row += len(text_spans)
+        return out
+
     def upsert(self, collection: str, documents: Sequence[DocumentInput]) -> UpsertOutcome:
         """Returns after the batch is committed: an acknowledged write is durable."""
         checked = self.validate(documents)
@@ -91,10 +115,10 @@ class IngestService:
                 for doc in checked
                 if doc.external_id not in existing
                 or existing[doc.external_id].content_hash != doc.content_hash
-                or existing[doc.external_id].vector_id is None
+                or not existing[doc.external_id].has_vectors
             ]
-            vectors = self.encoder.encode([doc.text for doc in to_embed])
-            by_id = {doc.external_id: vectors[row] for row, doc in enumerate(to_embed)}
+            embedded = self.embed([doc.text for doc in to_embed], live.chunking)
+            by_id = dict(zip((doc.external_id for doc in to_embed), embedded, strict=True))
             try:
                 with live.write_lock:
                     with db.write() as session:

@@ -88,11 +88,13 @@ def resolve_path(path: str, base: Path) -> Path:
     return candidate if candidate.is_absolute() else (base / candidate).resolve()
 
 
-def check_complete(directory: Path) -> None:
+def check_complete(directory: Path, kind: str = "embedding") -> None:
     """Raise a clear error naming the path when a model directory is missing or incomplete."""
     if not directory.is_dir():
         raise ModelNotFound(f"model directory {directory} does not exist")
-    missing = [name for name in _REQUIRED_FILES if not (directory / name).is_file()]
+    # A cross-encoder is a plain transformers classifier: no sentence-transformers modules.
+    required = _REQUIRED_FILES if kind == "embedding" else ("config.json",)
+    missing = [name for name in required if not (directory / name).is_file()]
     if not any((directory / name).is_file() for name in _WEIGHT_FILES):
         missing.append(" or ".join(_WEIGHT_FILES))
     if missing:
@@ -117,8 +119,10 @@ class ModelRegistry:
     def get(self, name: str) -> ModelRecord | None:
         return next((record for record in self.records() if record.name == name), None)
 
-    def resolve(self, name_or_path: str, *, verify: bool = True) -> LocalModel:
-        """A registered name, or a path to any local sentence-transformers directory."""
+    def resolve(
+        self, name_or_path: str, *, verify: bool = True, kind: str = "embedding"
+    ) -> LocalModel:
+        """A registered name, or a path to any local model directory of that kind."""
         record = self.get(name_or_path)
         if record is None:
             directory = Path(name_or_path).expanduser()
@@ -129,13 +133,13 @@ class ModelRegistry:
                     f"{known}) nor an existing directory"
                 )
             directory = directory.resolve()
-            check_complete(directory)
+            check_complete(directory, kind)
             hashes = directory_hashes(directory)
             return LocalModel(
                 name=directory.name, directory=directory, fingerprint=fingerprint_of(hashes)
             )
         directory = resolve_path(record.path, self.registry_file.parent)
-        check_complete(directory)
+        check_complete(directory, record.kind)
         if verify and record.files:
             hashes = directory_hashes(directory)
             changed = sorted(
@@ -164,7 +168,7 @@ class ModelRegistry:
     ) -> ModelRecord:
         """Verify a local model directory and record it, with the sha256 of every file."""
         directory = directory.expanduser().resolve()
-        check_complete(directory)
+        check_complete(directory, kind)
         record = ModelRecord(
             name=name,
             path=str(directory),

@@ -1,19 +1,56 @@
-"""The query pipeline: normalise, embed (cached), retrieve with filters, format."""
+"""The query pipeline: normalise, embed (cached), retrieve dense / keyword / hybrid with
+filters, fuse, rescore compressed candidates, rerank, format."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from appliance.collections.manager import CollectionManager
+from appliance.collections.manager import CollectionManager, LiveCollection
 from appliance.embedding.cache import CachedEncoder
+from appliance.errors import InvalidRequest
 from appliance.index.base import SearchParams
 from appliance.search.filters import compile_filter
+from appliance.search.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weighted_fusion
 from appliance.search.preprocess import normalize_query
+from appliance.search.rerank import Reranker
 from appliance.store import documents as document_store
+from appliance.store import keyword as keyword_store
+from appliance.store.schema import DocumentRow
+
+Mode = Literal["dense", "keyword", "hybrid"]
+Fusion = Literal["rrf", "weighted"]
+MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
+# Specs whose stored codes are lossy: their candidates are rescored with the exact vectors.
+_COMPRESSED = ("PQ", "SQ", "LSH", "RQ")
+_RESCORE_OVERSAMPLE = 4
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    limit: int = 10
+    filter: dict[str, Any] | None = None
+    params: SearchParams | None = None
+    mode: Mode | None = None  # None: the collection's default
+    fusion: Fusion = "rrf"
+    rrf_k: int = DEFAULT_RRF_K
+    # Weight of the dense list in weighted fusion; the keyword list gets 1 - alpha.
+    alpha: float = 0.5
+    # Candidates each retriever contributes to hybrid fusion and reranking.
+    candidates: int = 100
+    rerank: bool = False
+    rerank_top_n: int = 50
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    index: int
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -22,22 +59,35 @@ class SearchHit:
     score: float
     text: str
     metadata: dict[str, Any]
+    chunk: ChunkRef | None = None
 
 
 @dataclass
 class SearchOutcome:
     results: list[SearchHit]
     took_ms: float
+    mode: Mode = "dense"
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Candidate:
+    score: float
+    chunk: ChunkRef | None = None
 
 
 class SearchService:
     def __init__(
-        self, collections: CollectionManager, query_encoder: CachedEncoder, max_query_chars: int
+        self,
+        collections: CollectionManager,
+        query_encoder: CachedEncoder,
+        max_query_chars: int,
+        reranker: Callable[[], Reranker | None] = lambda: None,
     ) -> None:
         self.collections = collections
         self.query_encoder = query_encoder
         self.max_query_chars = max_query_chars
+        self.reranker = reranker
 
     def search(
         self,
@@ -47,42 +97,174 @@ class SearchService:
         limit: int = 10,
         filter: dict[str, Any] | None = None,
         params: SearchParams | None = None,
+        options: SearchOptions | None = None,
     ) -> SearchOutcome:
+        if options is None:
+            options = SearchOptions(limit=limit, filter=filter, params=params)
         started = time.perf_counter()
         timings: dict[str, float] = {}
+        mark = started
 
-        def lap(stage: str, since: float) -> float:
+        def lap(stage: str) -> None:
+            nonlocal mark
             now = time.perf_counter()
-            timings[stage] = (now - since) * 1000
-            return now
+            timings[stage] = (now - mark) * 1000
+            mark = now
 
-        where = compile_filter(filter)
+        where = compile_filter(options.filter)
         text = normalize_query(query, self.max_query_chars)
         live = self.collections.get(collection)
-        mark = lap("preprocess", started)
-        vector = self.query_encoder.encode([text])[0]
-        mark = lap("embed", mark)
-        scores, ids = self.collections.search(
-            live, vector, limit, params or live.config.default_params(), where
-        )
-        mark = lap("retrieve", mark)
-        results = self._format(scores, ids)
-        lap("format", mark)
+        mode = options.mode or live.config.options.get("mode", "dense")
+        if mode not in MODES:
+            raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        reranker = self.reranker() if options.rerank else None
+        if options.rerank and reranker is None:
+            raise InvalidRequest(
+                "rerank needs a cross-encoder: import one with `appliance models import DIR "
+                "--name NAME --kind cross-encoder` and set APPLIANCE_RERANK_MODEL=NAME"
+            )
+        lap("preprocess")
+        wanted = max(options.limit, options.rerank_top_n if reranker else 0)
+        if mode == "hybrid":
+            wanted = max(wanted, options.candidates)
+
+        dense: list[tuple[int, _Candidate]] = []
+        keyword: list[tuple[int, _Candidate]] = []
+        if mode in ("dense", "hybrid"):
+            vector = self.query_encoder.encode([text])[0]
+            lap("embed")
+            dense = self._dense(live, vector, wanted, options.params, where)
+            lap("retrieve")
+        if mode in ("keyword", "hybrid"):
+            with self.collections.db.read() as session:
+                keyword = [
+                    (doc_id, _Candidate(score))
+                    for doc_id, score in keyword_store.keyword_search(
+                        session, live.id, text, wanted, where=where
+                    )
+                ]
+            lap("keyword")
+
+        if mode == "hybrid":
+            ranked = self._fuse(dense, keyword, options)
+            lap("fuse")
+        else:
+            ranked = dense or keyword
+
+        if reranker is not None:
+            ranked = self._rerank(reranker, text, ranked, options.rerank_top_n)
+            lap("rerank")
+        results = self._format(ranked[: options.limit])
+        lap("format")
         return SearchOutcome(
-            results=results, took_ms=(time.perf_counter() - started) * 1000, timings_ms=timings
+            results=results,
+            took_ms=(time.perf_counter() - started) * 1000,
+            mode=mode,
+            timings_ms=timings,
         )
 
-    def _format(self, scores: np.ndarray, ids: np.ndarray) -> list[SearchHit]:
+    # -- stages ---------------------------------------------------------------------------
+    def _dense(
+        self,
+        live: LiveCollection,
+        vector: np.ndarray,
+        wanted: int,
+        params: SearchParams | None,
+        where: Any,
+    ) -> list[tuple[int, _Candidate]]:
+        """Best chunk per document, `wanted` documents, fetching more chunks when documents
+        repeat (long texts have several)."""
+        params = params or live.config.default_params()
+        rescore = _is_compressed(live)
+        fetch = wanted * (_RESCORE_OVERSAMPLE if rescore else 1)
+        if live.chunking.enabled:
+            fetch *= 2
+        while True:
+            scores, ids = self.collections.search(live, vector, fetch, params, where)
+            if rescore and len(ids):
+                scores, ids = self._rescore(vector, ids)
+            with self.collections.db.read() as session:
+                chunks = document_store.chunks_by_vector_ids(session, ids.tolist())
+            best: dict[int, _Candidate] = {}
+            for score, vector_id in zip(scores.tolist(), ids.tolist(), strict=True):
+                hit = chunks.get(vector_id)
+                if hit is None or hit.document.id in best:
+                    continue
+                chunk = ChunkRef(hit.chunk_index, hit.char_start, hit.char_end)
+                best[hit.document.id] = _Candidate(float(score), chunk)
+            exhausted = len(ids) < fetch or fetch >= len(live.index)
+            if len(best) >= wanted or exhausted:
+                return list(best.items())[:wanted]
+            fetch *= 2
+
+    def _rescore(self, vector: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with self.collections.db.read() as session:
-            documents = document_store.documents_by_vector_ids(session, ids.tolist())
+            exact_ids, exact = document_store.load_vectors(
+                session, ids.tolist(), self.collections.dimension
+            )
+        scores = exact @ vector
+        order = np.argsort(-scores, kind="stable")
+        return scores[order], exact_ids[order]
+
+    def _fuse(
+        self,
+        dense: list[tuple[int, _Candidate]],
+        keyword: list[tuple[int, _Candidate]],
+        options: SearchOptions,
+    ) -> list[tuple[int, _Candidate]]:
+        chunks = {doc_id: candidate.chunk for doc_id, candidate in dense}
+        if options.fusion == "weighted":
+            fused = weighted_fusion(
+                [(doc_id, c.score) for doc_id, c in dense],
+                [(doc_id, c.score) for doc_id, c in keyword],
+                alpha=options.alpha,
+            )
+        else:
+            fused = reciprocal_rank_fusion(
+                [[doc_id for doc_id, _ in dense], [doc_id for doc_id, _ in keyword]],
+                k=options.rrf_k,
+            )
+        return [(doc_id, _Candidate(score, chunks.get(doc_id))) for doc_id, score in fused]
+
+    def _rerank(
+        self, reranker: Reranker, query: str, ranked: list[tuple[int, _Candidate]], top_n: int
+    ) -> list[tuple[int, _Candidate]]:
+        head = ranked[:top_n]
+        with self.collections.db.read() as session:
+            documents = document_store.documents_by_ids(session, [doc_id for doc_id, _ in head])
+        texts = [_passage(documents[doc_id], c.chunk) for doc_id, c in head if doc_id in documents]
+        kept = [(doc_id, c) for doc_id, c in head if doc_id in documents]
+        scores = reranker.score(query, texts)
+        order = np.argsort(-scores, kind="stable")
+        reranked = [(kept[i][0], _Candidate(float(scores[i]), kept[i][1].chunk)) for i in order]
+        return reranked + ranked[top_n:]
+
+    def _format(self, ranked: list[tuple[int, _Candidate]]) -> list[SearchHit]:
+        with self.collections.db.read() as session:
+            documents = document_store.documents_by_ids(session, [doc_id for doc_id, _ in ranked])
         return [
             SearchHit(
-                id=documents[vector_id].external_id,
-                score=float(score),
-                text=documents[vector_id].text,
-                metadata=documents[vector_id].meta,
+                id=documents[doc_id].external_id,
+                score=candidate.score,
+                text=documents[doc_id].text,
+                metadata=documents[doc_id].meta,
+                chunk=candidate.chunk,
             )
-            for score, vector_id in zip(scores.tolist(), ids.tolist(), strict=True)
+            for doc_id, candidate in ranked
             # A document deleted between retrieval and formatting is simply not shown.
-            if vector_id in documents
+            if doc_id in documents
         ]
+
+
+def _is_compressed(live: LiveCollection) -> bool:
+    if live.config.backend != "faiss":
+        return False
+    return bool(live.config.options.get("rescore", True)) and any(
+        marker in live.config.spec.upper() for marker in _COMPRESSED
+    )
+
+
+def _passage(document: DocumentRow, chunk: ChunkRef | None) -> str:
+    if chunk is None:
+        return document.text
+    return document.text[chunk.start : chunk.end]

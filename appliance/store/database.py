@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from appliance.store import keys as _keys  # noqa: F401  (registers api_keys for create_all)
+from appliance.store.keyword import create_keyword_index
 from appliance.store.schema import Base
 
 
@@ -47,7 +49,9 @@ class Database:
         self.path = path
         self._read_engine = _engine(path, "BEGIN")
         self._write_engine = _engine(path, "BEGIN IMMEDIATE")
-        Base.metadata.create_all(self._write_engine)
+        with self._write_engine.begin() as connection:
+            Base.metadata.create_all(connection)
+            create_keyword_index(connection)
         self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
 

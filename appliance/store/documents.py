@@ -43,7 +43,23 @@ class NewDocument:
 class ExistingDocument:
     id: int
     content_hash: str
-    vector_id: int | None
+    has_vectors: bool
+
+
+@dataclass(frozen=True)
+class EmbeddedText:
+    """A document's chunks: character spans and one unit vector per span."""
+
+    spans: list[tuple[int, int]]
+    vectors: np.ndarray
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    document: DocumentRow
+    chunk_index: int
+    char_start: int
+    char_end: int
 
 
 @dataclass
@@ -65,12 +81,14 @@ def existing_documents(
             select(DocumentRow.external_id, DocumentRow.id, DocumentRow.content_hash, VectorRow.id)
             .outerjoin(
                 VectorRow,
-                (VectorRow.document_id == DocumentRow.id) & (VectorRow.model_id == model_id),
+                (VectorRow.document_id == DocumentRow.id)
+                & (VectorRow.model_id == model_id)
+                & (VectorRow.chunk_index == 0),
             )
             .where(DocumentRow.collection_id == collection_id, DocumentRow.external_id.in_(chunk))
         )
         for external_id, doc_id, digest, vector_id in rows:
-            found[external_id] = ExistingDocument(doc_id, digest, vector_id)
+            found[external_id] = ExistingDocument(doc_id, digest, vector_id is not None)
     return found
 
 
@@ -89,17 +107,17 @@ def upsert_documents(
     collection_id: int,
     model_id: str,
     documents: Sequence[NewDocument],
-    vectors: dict[str, np.ndarray],
+    vectors: dict[str, EmbeddedText],
 ) -> WriteResult:
-    """Insert or update documents by external id; store the given vectors (one per document
-    whose content changed or has none for this model). Unchanged texts keep their vectors."""
+    """Insert or update documents by external id; store the given chunk vectors (for each
+    document whose content changed or has none for this model). Unchanged texts keep theirs."""
     existing = existing_documents(
         session, collection_id, model_id, [doc.external_id for doc in documents]
     )
     for doc in documents:
         found = existing.get(doc.external_id)
         if doc.external_id not in vectors and (
-            found is None or found.content_hash != doc.content_hash or found.vector_id is None
+            found is None or found.content_hash != doc.content_hash or not found.has_vectors
         ):
             raise ConcurrentWrite(f"document {doc.external_id!r} changed while being embedded")
     now = utcnow()
@@ -140,30 +158,40 @@ def upsert_documents(
         session.execute(update(DocumentRow), updates)
 
     result = WriteResult()
-    stale = [
-        existing[ext].vector_id
-        for ext in vectors
-        if ext in existing and existing[ext].vector_id is not None
+    stale_docs = [
+        existing[ext].id for ext in vectors if ext in existing and existing[ext].has_vectors
     ]
-    result.removed_ids = [vector_id for vector_id in stale if vector_id is not None]
-    for chunk in _chunks(result.removed_ids):
-        session.execute(delete(VectorRow).where(VectorRow.id.in_(chunk)))
-    if vectors:
-        order = list(vectors)
+    for chunk in _chunks(stale_docs):
+        stale_ids = list(
+            session.scalars(
+                select(VectorRow.id).where(
+                    VectorRow.document_id.in_(chunk), VectorRow.model_id == model_id
+                )
+            )
+        )
+        result.removed_ids.extend(stale_ids)
+        session.execute(delete(VectorRow).where(VectorRow.id.in_(stale_ids)))
+    rows = [
+        {
+            "document_id": doc_ids[ext],
+            "collection_id": collection_id,
+            "model_id": model_id,
+            "chunk_index": position,
+            "char_start": start,
+            "char_end": end,
+            "vector": np.ascontiguousarray(embedded.vectors[position], dtype=np.float32).tobytes(),
+        }
+        for ext, embedded in vectors.items()
+        for position, (start, end) in enumerate(embedded.spans)
+    ]
+    if rows:
         inserted_vectors = session.execute(
-            insert(VectorRow).returning(VectorRow.id, sort_by_parameter_order=True),
-            [
-                {
-                    "document_id": doc_ids[ext],
-                    "collection_id": collection_id,
-                    "model_id": model_id,
-                    "vector": np.ascontiguousarray(vectors[ext], dtype=np.float32).tobytes(),
-                }
-                for ext in order
-            ],
+            insert(VectorRow).returning(VectorRow.id, sort_by_parameter_order=True), rows
         )
         result.added_ids = [int(vector_id) for (vector_id,) in inserted_vectors]
-        result.added_vectors = np.stack([vectors[ext] for ext in order]).astype(np.float32)
+        result.added_vectors = np.concatenate(
+            [embedded.vectors for embedded in vectors.values()]
+        ).astype(np.float32)
     result.generation = bump_generation(session, collection_id)
     return result
 
@@ -214,16 +242,30 @@ def count_documents(session: Session, collection_id: int) -> int:
     )
 
 
-def documents_by_vector_ids(session: Session, vector_ids: Sequence[int]) -> dict[int, DocumentRow]:
-    found: dict[int, DocumentRow] = {}
+def chunks_by_vector_ids(session: Session, vector_ids: Sequence[int]) -> dict[int, ChunkHit]:
+    found: dict[int, ChunkHit] = {}
     for chunk in _chunks(vector_ids):
         rows = session.execute(
-            select(VectorRow.id, DocumentRow)
+            select(
+                VectorRow.id,
+                DocumentRow,
+                VectorRow.chunk_index,
+                VectorRow.char_start,
+                VectorRow.char_end,
+            )
             .join(DocumentRow, DocumentRow.id == VectorRow.document_id)
             .where(VectorRow.id.in_(chunk))
         )
-        for vector_id, document in rows:
-            found[int(vector_id)] = document
+        for vector_id, document, index, start, end in rows:
+            found[int(vector_id)] = ChunkHit(document, int(index), int(start), int(end))
+    return found
+
+
+def documents_by_ids(session: Session, document_ids: Sequence[int]) -> dict[int, DocumentRow]:
+    found: dict[int, DocumentRow] = {}
+    for chunk in _chunks(document_ids):
+        for document in session.scalars(select(DocumentRow).where(DocumentRow.id.in_(chunk))):
+            found[document.id] = document
     return found
 
 

@@ -56,16 +56,16 @@ class DocumentRow(Base):
 
 
 class VectorRow(Base):
-    """One embedding of one document by one model.
+    """The embedding of one chunk of one document by one model (short texts are one chunk).
 
-    Vectors are immutable and their ids are never reused (AUTOINCREMENT): a changed text gets a
-    new row. Indexes are keyed by this id, so an index is brought up to date with the store by
+    Vectors are immutable and their ids are never reused (AUTOINCREMENT): a changed text gets
+    new rows. Indexes are keyed by this id, so an index is brought up to date with the store by
     a plain set difference of ids.
     """
 
     __tablename__ = "vectors"
     __table_args__ = (
-        UniqueConstraint("document_id", "model_id"),
+        UniqueConstraint("document_id", "model_id", "chunk_index"),
         Index("ix_vectors_collection_model", "collection_id", "model_id"),
         {"sqlite_autoincrement": True},
     )
@@ -74,4 +74,8 @@ class VectorRow(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     model_id: Mapped[str] = mapped_column(String(256))
+    chunk_index: Mapped[int] = mapped_column(default=0)
+    # The chunk's character span in the document text.
+    char_start: Mapped[int] = mapped_column(default=0)
+    char_end: Mapped[int] = mapped_column(default=0)
     vector: Mapped[bytes] = mapped_column(LargeBinary)

@@ -2,50 +2,46 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from appliance.api.metrics import SEARCH_LATENCY, SEARCH_REQUESTS, SEARCH_STAGE
 from appliance.api.schemas import (
+    ChunkOut,
     DefaultSearchRequest,
     SearchHitOut,
-    SearchParamsIn,
     SearchRequest,
     SearchResponse,
 )
 from appliance.index.base import SearchParams
+from appliance.search.pipeline import SearchOptions
 from appliance.service import Appliance
 
 
 def run_search(
-    appliance: Appliance,
-    collection: str,
-    query: str,
-    limit: int,
-    filter: dict[str, Any] | None,
-    params: SearchParamsIn | None,
-    timings: bool,
+    appliance: Appliance, collection: str, query: str, options: SearchOptions, timings: bool
 ) -> SearchResponse:
-    outcome = appliance.search.search(
-        collection,
-        query,
-        limit=limit,
-        filter=filter,
-        params=SearchParams(ef=params.ef, nprobe=params.nprobe) if params else None,
-    )
+    outcome = appliance.search.search(collection, query, options=options)
     SEARCH_REQUESTS.labels(collection=collection).inc()
     SEARCH_LATENCY.labels(collection=collection).observe(outcome.took_ms / 1000)
     for stage, ms in outcome.timings_ms.items():
         SEARCH_STAGE.labels(stage=stage).observe(ms / 1000)
     return SearchResponse(
         results=[
-            SearchHitOut(id=hit.id, score=hit.score, text=hit.text, metadata=hit.metadata)
+            SearchHitOut(
+                id=hit.id,
+                score=hit.score,
+                text=hit.text,
+                metadata=hit.metadata,
+                chunk=ChunkOut(index=hit.chunk.index, start=hit.chunk.start, end=hit.chunk.end)
+                if hit.chunk
+                else None,
+            )
             for hit in outcome.results
         ],
         took_ms=round(outcome.took_ms, 3),
+        mode=outcome.mode,
         timings_ms={k: round(v, 3) for k, v in outcome.timings_ms.items()} if timings else None,
     )
 
@@ -60,20 +56,26 @@ class SearchController(Controller):
         data: JSONBody[SearchRequest],
         appliance: NamedDependency[Appliance],
     ) -> SearchResponse:
-        return run_search(
-            appliance, name, data.query, data.limit, data.filter, data.params, data.timings
+        params = data.params
+        options = SearchOptions(
+            limit=data.limit,
+            filter=data.filter,
+            params=SearchParams(ef=params.ef, nprobe=params.nprobe) if params else None,
+            mode=data.mode,
+            fusion=data.fusion,
+            rrf_k=data.rrf_k,
+            alpha=data.alpha,
+            candidates=data.candidates,
+            rerank=data.rerank,
+            rerank_top_n=data.rerank_top_n,
         )
+        return run_search(appliance, name, data.query, options, data.timings)
 
     @post("/search", status_code=200, sync_to_thread=True)
     def search_default(
         self, data: JSONBody[DefaultSearchRequest], appliance: NamedDependency[Appliance]
     ) -> SearchResponse:
+        options = SearchOptions(limit=data.limit, filter=data.filters)
         return run_search(
-            appliance,
-            appliance.settings.default_collection,
-            data.query,
-            data.limit,
-            data.filters,
-            None,
-            False,
+            appliance, appliance.settings.default_collection, data.query, options, False
         )

@@ -1,0 +1,140 @@
+"""API-key authentication and scopes, and the rule for which addresses may run without keys.
+
+Once any key exists every request needs one (`Authorization: Bearer KEY`), on any address;
+`/health` and `/ready` stay open. With no key at all the appliance is open, which it allows only
+on a loopback address unless `allow_open_network` says otherwise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.base import DefineMiddleware
+from litestar.types import ASGIApp
+
+from appliance.config import Settings
+from appliance.errors import InvalidConfig
+from appliance.store import keys as key_store
+from appliance.store.database import Database
+from appliance.store.keys import ActiveKey
+
+log = logging.getLogger(__name__)
+
+# Probes must answer without a key (an orchestrator has none).
+OPEN_PATHS = ["^/health$", "^/ready$"]
+
+
+def required_scope(method: str, path: str) -> str:
+    """The scope a request needs. Anything not known to be a read or a document write needs
+    admin, so a route added later is closed by default rather than open."""
+    parts = path.rstrip("/").split("/")
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return "read"
+    if method == "POST" and parts[-1] == "search":
+        return "read"
+    # /collections/{name}/documents[/{id}]
+    if len(parts) >= 4 and parts[1] == "collections" and parts[3] == "documents":
+        return "write"
+    return "admin"
+
+
+class KeyRing:
+    """Reads the active keys from the store on each request, so a key created or revoked by
+    the CLI beside a running server counts at once. One indexed query; no write."""
+
+    def __init__(self, database_path: Path) -> None:
+        self.database_path = database_path
+        self._db: Database | None = None
+        self._lock = threading.Lock()
+
+    def _database(self) -> Database:
+        with self._lock:
+            if self._db is None:
+                self._db = Database(self.database_path)
+            return self._db
+
+    def active(self) -> dict[str, ActiveKey]:
+        with self._database().read() as session:
+            return key_store.active_keys(session)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
+    def __init__(self, app: ASGIApp, keyring: KeyRing, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.keyring = keyring
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Any:
+        keys = self.keyring.active()
+        if not keys:
+            return AuthenticationResult(user=None, auth=None)
+        challenge = {"WWW-Authenticate": 'Bearer realm="appliance"'}
+        header = connection.headers.get("authorization")
+        if not header:
+            raise NotAuthorizedException(
+                "this appliance requires an API key: send 'Authorization: Bearer KEY' "
+                "(an admin creates keys with `appliance keys create --scope read`)",
+                headers=challenge,
+            )
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthorizedException(
+                "the Authorization header must read 'Bearer KEY'", headers=challenge
+            )
+        key = key_store.match_key(keys, token.strip())
+        if key is None:
+            raise NotAuthorizedException(
+                "the API key is unknown or revoked; ask an admin for a valid key",
+                headers=challenge,
+            )
+        method = str(connection.scope.get("method", "GET"))
+        needed = required_scope(method, connection.scope["path"])
+        if not key_store.scope_allows(key.scope, needed):
+            raise PermissionDeniedException(
+                f"this key has scope {key.scope!r}; {method} {connection.scope['path']} "
+                f"needs a key with scope {needed!r} or higher"
+            )
+        return AuthenticationResult(user=key, auth=key.key_id)
+
+
+def auth_middleware(keyring: KeyRing) -> DefineMiddleware:
+    return DefineMiddleware(ApiKeyMiddleware, keyring=keyring, exclude=OPEN_PATHS)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        # A host name other than localhost may resolve to anything: treat it as public.
+        return False
+
+
+def check_bind_address(settings: Settings, keyring: KeyRing) -> None:
+    """Refuse to serve an open (keyless) appliance beyond loopback unless told to."""
+    if is_loopback(settings.host) or keyring.active():
+        return
+    if not settings.allow_open_network:
+        raise InvalidConfig(
+            f"refusing to serve on {settings.host} without API keys: anyone who can reach it "
+            "could read and change every collection. Create a key first "
+            "(`appliance keys create --scope admin`), bind to 127.0.0.1, or pass "
+            "--allow-open-network to accept the risk"
+        )
+    log.warning(
+        "serving on %s with no API keys (allow_open_network): every request is allowed",
+        settings.host,
+    )

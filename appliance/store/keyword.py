@@ -1,0 +1,88 @@
+"""Keyword search with SQLite FTS5 (BM25) over document titles and texts.
+
+The FTS table is kept by triggers on `documents`, so it is written in the same transaction as
+the document and can never drift from the store. Text is tokenised with `porter unicode61`
+(stemmed, case- and accent-folded).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import ColumnElement, Connection, column, func, literal_column, select, table
+from sqlalchemy.orm import Session
+
+from appliance.store.schema import DocumentRow
+
+FTS_TABLE = "documents_fts"
+MAX_QUERY_TERMS = 64
+_TERM = re.compile(r"\w+", re.UNICODE)
+
+_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
+    "title, body, tokenize = 'porter unicode61 remove_diacritics 2')",
+    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN
+        INSERT INTO {FTS_TABLE}(rowid, title, body)
+        VALUES (new.id, coalesce(json_extract(new.metadata, '$.title'), ''), new.text);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_delete AFTER DELETE ON documents BEGIN
+        DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_update AFTER UPDATE OF text, metadata
+        ON documents BEGIN
+        UPDATE {FTS_TABLE}
+        SET title = coalesce(json_extract(new.metadata, '$.title'), ''), body = new.text
+        WHERE rowid = new.id;
+    END""",
+)
+
+
+def create_keyword_index(connection: Connection) -> None:
+    """Create the FTS table and its triggers; fill it if documents predate it."""
+    existed = connection.exec_driver_sql(
+        "SELECT 1 FROM sqlite_master WHERE name = ?", (FTS_TABLE,)
+    ).first()
+    for statement in _DDL:
+        connection.exec_driver_sql(statement)
+    if not existed:
+        connection.exec_driver_sql(
+            f"INSERT INTO {FTS_TABLE}(rowid, title, body) "
+            "SELECT id, coalesce(json_extract(metadata, '$.title'), ''), text FROM documents"
+        )
+
+
+def match_expression(query: str) -> str | None:
+    """Any of the query's terms, each quoted so FTS5 syntax in the query is inert."""
+    terms = list(dict.fromkeys(term.lower() for term in _TERM.findall(query)))
+    if not terms:
+        return None
+    return " OR ".join(f'"{term}"' for term in terms[:MAX_QUERY_TERMS])
+
+
+def keyword_search(
+    session: Session,
+    collection_id: int,
+    query: str,
+    limit: int,
+    *,
+    where: ColumnElement[bool] | None = None,
+    title_weight: float = 1.0,
+    body_weight: float = 1.0,
+) -> list[tuple[int, float]]:
+    """(document id, BM25 score) best first; higher is better."""
+    expression = match_expression(query)
+    if expression is None:
+        return []
+    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
+    rank = func.bm25(literal_column(FTS_TABLE), title_weight, body_weight).label("rank")
+    statement = (
+        select(DocumentRow.id, rank)
+        .join_from(fts, DocumentRow, fts.c.rowid == DocumentRow.id)
+        .where(fts.c[FTS_TABLE].op("MATCH")(expression))
+        .where(DocumentRow.collection_id == collection_id)
+        .order_by(rank)
+        .limit(limit)
+    )
+    if where is not None:
+        statement = statement.where(where)
+    return [(int(doc_id), -float(score)) for doc_id, score in session.execute(statement)]

@@ -1,0 +1,253 @@
+"""`appliance verify`: compare every index with the store, read-only, and list any difference.
+
+It loads each collection the way start-up does (snapshot, then the rows newer than it) and
+checks that the index holds exactly the store's vector ids for the collection's model, that
+every document has a vector, that stored vectors have the right size and belong to their
+document's collection, that a snapshot never claims a vector id the store never issued, and
+that the keyword (FTS) table, where there is one, has one row per document. Nothing is
+repaired and no snapshot is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from appliance.collections.manager import CollectionManager
+from appliance.config import Settings
+from appliance.index.base import IndexConfig
+from appliance.index.snapshots import load_snapshot
+from appliance.store import collections as collection_store
+from appliance.store import documents as document_store
+from appliance.store.database import Database
+from appliance.store.schema import DocumentRow, VectorRow
+
+FTS_TABLE = "documents_fts"
+_DEFAULT_DIMENSION = 384
+
+
+@dataclass
+class CollectionCheck:
+    name: str
+    documents: int = 0
+    vectors: int = 0
+    indexed: int = 0
+    snapshot: str = "none"
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class VerifyReport:
+    collections: list[CollectionCheck] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fts: str = "absent"
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(not c.problems for c in self.collections)
+
+    def lines(self) -> list[str]:
+        out = []
+        for check in self.collections:
+            state = "ok" if not check.problems else "MISMATCH"
+            out.append(
+                f"{check.name}: {state}: {check.documents} documents, {check.vectors} vectors, "
+                f"{check.indexed} indexed; snapshot {check.snapshot}"
+            )
+            out.extend(f"  - {problem}" for problem in check.problems)
+        out.append(f"keyword index: {self.fts}")
+        out.extend(f"MISMATCH: {problem}" for problem in self.problems)
+        out.append("verify: ok" if self.ok else "verify: FAILED")
+        return out
+
+
+def _dimension(session: Session) -> int:
+    """The vector size the store holds (most common blob length), without loading a model."""
+    lengths = session.execute(
+        select(func.length(VectorRow.vector), func.count()).group_by(func.length(VectorRow.vector))
+    ).all()
+    if not lengths:
+        return _DEFAULT_DIMENSION
+    return int(max(lengths, key=lambda row: row[1])[0]) // 4
+
+
+def _sample(ids: np.ndarray | Sequence[int], limit: int = 5) -> str:
+    values = sorted(int(i) for i in ids)
+    shown = ", ".join(str(v) for v in values[:limit])
+    return shown + (", ..." if len(values) > limit else "")
+
+
+def _check_store(session: Session, collection_id: int, model_id: str, dim: int) -> list[str]:
+    problems = []
+    orphans = session.scalars(
+        select(DocumentRow.id)
+        .outerjoin(
+            VectorRow,
+            (VectorRow.document_id == DocumentRow.id) & (VectorRow.model_id == model_id),
+        )
+        .where(DocumentRow.collection_id == collection_id, VectorRow.id.is_(None))
+    ).all()
+    if orphans:
+        problems.append(
+            f"{len(orphans)} documents have no vector for {model_id} (half-written): "
+            f"document ids {_sample(orphans)}"
+        )
+    misfiled = session.scalars(
+        select(VectorRow.id)
+        .join(DocumentRow, DocumentRow.id == VectorRow.document_id)
+        .where(
+            VectorRow.collection_id == collection_id,
+            DocumentRow.collection_id != collection_id,
+        )
+    ).all()
+    if misfiled:
+        problems.append(
+            f"{len(misfiled)} vectors belong to a document of another collection: "
+            f"{_sample(misfiled)}"
+        )
+    wrong_size = session.scalars(
+        select(VectorRow.id).where(
+            VectorRow.collection_id == collection_id,
+            VectorRow.model_id == model_id,
+            func.length(VectorRow.vector) != dim * 4,
+        )
+    ).all()
+    if wrong_size:
+        problems.append(
+            f"{len(wrong_size)} vectors are not {dim} float32 values: {_sample(wrong_size)}"
+        )
+    return problems
+
+
+def _vector_sequence(session: Session) -> int:
+    """The highest vector id SQLite ever issued (AUTOINCREMENT never reuses ids)."""
+    issued = session.execute(
+        text("SELECT seq FROM sqlite_sequence WHERE name = 'vectors'")
+    ).scalar()
+    return int(issued or 0)
+
+
+def _check_snapshot(
+    check: CollectionCheck,
+    directory: Path,
+    config: IndexConfig,
+    dim: int,
+    model_id: str,
+    stored: np.ndarray,
+    issued: int,
+) -> None:
+    loaded = load_snapshot(directory, config, dim, model_id)
+    if loaded is None:
+        check.snapshot = "missing, stale or corrupt (start-up rebuilds from the store)"
+        return
+    index, info = loaded
+    ids = index.ids()
+    beyond = ids[ids > issued]
+    if len(beyond):
+        check.problems.append(
+            f"the snapshot holds {len(beyond)} vector ids the store never issued: {_sample(beyond)}"
+        )
+    if info.max_id > issued:
+        check.problems.append(f"snapshot watermark {info.max_id} is beyond the store ({issued})")
+    behind = len(np.setdiff1d(stored, ids))
+    gone = len(np.setdiff1d(ids, stored))
+    check.snapshot = (
+        f"{len(ids)} vectors up to id {info.max_id} (start-up replays +{behind} -{gone})"
+    )
+
+
+def _check_fts(session: Session, report: VerifyReport) -> None:
+    exists = session.execute(
+        text("SELECT 1 FROM sqlite_master WHERE name = :name"), {"name": FTS_TABLE}
+    ).first()
+    if not exists:
+        report.fts = f"absent (no {FTS_TABLE} table): not checked"
+        return
+    fts_ids = np.fromiter(
+        session.execute(text(f"SELECT rowid FROM {FTS_TABLE}")).scalars(), dtype=np.int64
+    )
+    doc_ids = np.fromiter(session.scalars(select(DocumentRow.id)), dtype=np.int64)
+    missing = np.setdiff1d(doc_ids, fts_ids)
+    extra = np.setdiff1d(fts_ids, doc_ids)
+    if len(missing):
+        report.problems.append(
+            f"{len(missing)} documents have no {FTS_TABLE} row: ids {_sample(missing)}"
+        )
+    if len(extra):
+        report.problems.append(
+            f"{len(extra)} {FTS_TABLE} rows have no document: rowids {_sample(extra)}"
+        )
+    report.fts = f"{len(fts_ids)} rows for {len(doc_ids)} documents"
+
+
+def verify(settings: Settings) -> VerifyReport:
+    """Compare every collection's index with the store. Writes nothing."""
+    report = VerifyReport()
+    if not settings.database_path.is_file():
+        report.problems.append(f"no store at {settings.database_path}")
+        return report
+    db = Database(settings.database_path)
+    try:
+        with db.read() as session:
+            dim = _dimension(session)
+        manager = CollectionManager(
+            db,
+            settings.index_dir,
+            dimension=dim,
+            exact_filter_threshold=settings.exact_filter_threshold,
+        )
+        # As start-up does: each snapshot, caught up with the rows newer than it.
+        manager.open_all()
+        for name in manager.names():
+            live = manager.get(name)
+            check = CollectionCheck(name)
+            report.collections.append(check)
+            with db.read() as session:
+                check.documents = document_store.count_documents(session, live.id)
+                stored = document_store.vector_ids(session, live.id, live.model_id)
+                check.vectors = len(stored)
+                check.problems.extend(_check_store(session, live.id, live.model_id, dim))
+                issued = _vector_sequence(session)
+                generation = collection_store.collection_generation(session, live.id)
+            with live.index_lock:
+                indexed = live.index.ids()
+                check.indexed = len(live.index)
+            missing = np.setdiff1d(stored, indexed)
+            extra = np.setdiff1d(indexed, stored)
+            if len(missing):
+                check.problems.append(
+                    f"{len(missing)} stored vectors are not in the index: {_sample(missing)}"
+                )
+            if len(extra):
+                check.problems.append(
+                    f"{len(extra)} indexed ids are not stored vectors of {live.model_id}: "
+                    f"{_sample(extra)}"
+                )
+            if check.indexed != len(indexed):
+                check.problems.append(
+                    f"the index counts {check.indexed} vectors but lists {len(indexed)} ids"
+                )
+            if live.generation != generation:
+                check.problems.append(
+                    f"index generation {live.generation} is not the store's {generation}"
+                )
+            _check_snapshot(
+                check,
+                # Where CollectionManager keeps a collection's snapshot.
+                settings.index_dir / f"collection-{live.id}",
+                live.config,
+                dim,
+                live.model_id,
+                stored,
+                issued,
+            )
+        with db.read() as session:
+            _check_fts(session, report)
+    finally:
+        db.close()
+    return report

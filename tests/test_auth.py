@@ -1,0 +1,203 @@
+"""API keys, scopes, the loopback-only open mode, and rate limits, through the HTTP API."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from litestar.testing import TestClient
+
+from appliance.api.app import create_app
+from appliance.api.auth import required_scope
+from appliance.cli import main
+from appliance.config import Settings
+from appliance.errors import InvalidConfig
+from appliance.service import Appliance
+from appliance.store import keys as key_store
+
+DOC = {"documents": [{"id": "a", "text": "a cat sleeps on the windowsill"}]}
+
+
+def _new_key(appliance: Appliance, scope: str) -> str:
+    with appliance.db.write() as session:
+        return key_store.create_key(session, scope)[1]
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def client(appliance: Appliance) -> Iterator[TestClient[Any]]:
+    appliance.ensure_collection("default")
+    with TestClient(create_app(appliance.settings, appliance)) as test_client:
+        yield test_client
+
+
+def test_without_keys_loopback_is_open(client: TestClient[Any]) -> None:
+    assert client.put("/collections/default/documents", json=DOC).status_code == 200
+    assert client.post("/search", json={"query": "cat"}).status_code == 200
+    assert client.post("/collections", json={"name": "more"}).status_code == 201
+
+
+def test_once_a_key_exists_every_request_needs_one(
+    client: TestClient[Any], appliance: Appliance
+) -> None:
+    _new_key(appliance, "read")
+    for response in (
+        client.post("/search", json={"query": "cat"}),
+        client.get("/collections"),
+        client.get("/metrics"),
+        client.get("/schema/openapi.json"),
+    ):
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "unauthorized"
+        assert "Bearer" in response.json()["detail"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/health").status_code == 200
+    assert client.get("/ready").status_code == 200
+    for header in ("Bearer lsa_nope_nope", "Basic dXNlcjpwYXNz", "Bearer ", "lsa_x_y"):
+        response = client.get("/collections", headers={"Authorization": header})
+        assert response.status_code == 401, header
+
+
+def test_scopes_read_write_admin(client: TestClient[Any], appliance: Appliance) -> None:
+    read, write, admin = (_new_key(appliance, s) for s in ("read", "write", "admin"))
+
+    def status(key: str, method: str, path: str, body: Any = None) -> int:
+        return client.request(method, path, json=body, headers=_bearer(key)).status_code
+
+    # read: GET and search only.
+    assert status(read, "GET", "/collections") == 200
+    assert status(read, "POST", "/search", {"query": "cat"}) == 200
+    assert status(read, "POST", "/collections/default/search", {"query": "cat"}) == 200
+    forbidden = client.put("/collections/default/documents", json=DOC, headers=_bearer(read))
+    assert forbidden.status_code == 403
+    assert "needs a key with scope 'write'" in forbidden.json()["detail"]
+    # write: documents, not collections.
+    assert status(write, "PUT", "/collections/default/documents", DOC) == 200
+    assert status(write, "GET", "/collections/default/documents/a") == 200
+    assert status(write, "POST", "/collections", {"name": "pets"}) == 403
+    assert status(write, "DELETE", "/collections/default/documents/a") == 200
+    # admin: everything.
+    assert status(admin, "POST", "/collections", {"name": "pets"}) == 201
+    assert status(admin, "PUT", "/collections/pets/documents", DOC) == 200
+    assert status(admin, "DELETE", "/collections/pets") == 204
+    assert status(read, "DELETE", "/collections/default") == 403
+
+
+def test_revoked_key_stops_working_at_once(client: TestClient[Any], appliance: Appliance) -> None:
+    key = _new_key(appliance, "admin")
+    _new_key(appliance, "read")  # another key keeps the appliance closed after the revoke
+    assert client.get("/collections", headers=_bearer(key)).status_code == 200
+    with appliance.db.write() as session:
+        assert key_store.revoke_key(session, key_store.key_id_of(key) or "")
+    assert client.get("/collections", headers=_bearer(key)).status_code == 401
+
+
+def test_keys_are_stored_only_as_hashes(appliance: Appliance) -> None:
+    key = _new_key(appliance, "write")
+    raw = sqlite3.connect(appliance.settings.database_path)
+    dump = "\n".join(raw.iterdump())
+    raw.close()
+    assert key not in dump
+    assert key.split("_", 2)[2] not in dump
+    assert hashlib.sha256(key.encode()).hexdigest() in dump
+
+
+def test_cli_keys_create_list_revoke(tmp_path: Any) -> None:
+    data = str(tmp_path / "data")
+    runner = CliRunner()
+    created = runner.invoke(main, ["keys", "create", "--scope", "write", "--data-dir", data])
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip()
+    assert key.startswith("lsa_") and "not shown again" in created.stderr
+    key_id = key_store.key_id_of(key)
+    listed = runner.invoke(main, ["keys", "list", "--data-dir", data]).stdout
+    assert f"{key_id}\twrite" in listed and "active" in listed and key not in listed
+    revoked = runner.invoke(main, ["keys", "revoke", str(key_id), "--data-dir", data])
+    assert revoked.exit_code == 0 and f"revoked {key_id}" in revoked.stdout
+    assert "active" not in runner.invoke(main, ["keys", "list", "--data-dir", data]).stdout
+    again = runner.invoke(main, ["keys", "revoke", str(key_id), "--data-dir", data])
+    assert again.exit_code == 2 and "no active key" in again.stderr
+    bad = runner.invoke(main, ["keys", "create", "--scope", "root", "--data-dir", data])
+    assert bad.exit_code == 2
+
+
+def test_open_appliance_refuses_a_public_address(
+    settings_for: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(InvalidConfig, match="without API keys"):
+        create_app(settings_for(host="0.0.0.0"))
+    with caplog.at_level(logging.WARNING):
+        create_app(settings_for(host="0.0.0.0", allow_open_network=True))
+    assert "no API keys" in caplog.text
+    create_app(settings_for(host="::1"))
+    create_app(settings_for(host="localhost"))
+
+
+def test_public_address_is_allowed_once_a_key_exists(
+    open_appliance: Callable[..., Appliance],
+) -> None:
+    appliance = open_appliance(host="0.0.0.0")
+    _new_key(appliance, "admin")
+    create_app(appliance.settings)
+
+
+def test_serve_refuses_a_public_address_without_keys(tmp_path: Any) -> None:
+    result = CliRunner().invoke(
+        main, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "data")]
+    )
+    assert result.exit_code == 2 and "refusing to serve on 0.0.0.0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("GET", "/collections", "read"),
+        ("GET", "/metrics", "read"),
+        ("POST", "/search", "read"),
+        ("POST", "/collections/x/search", "read"),
+        ("PUT", "/collections/x/documents", "write"),
+        ("DELETE", "/collections/x/documents/y", "write"),
+        ("POST", "/collections", "admin"),
+        ("DELETE", "/collections/x", "admin"),
+        ("POST", "/some/route/added/later", "admin"),
+    ],
+)
+def test_required_scope(method: str, path: str, scope: str) -> None:
+    assert required_scope(method, path) == scope
+
+
+def test_rate_limit_per_key_by_scope_gives_429_with_retry_after(
+    open_appliance: Callable[..., Appliance],
+) -> None:
+    appliance = open_appliance(rate_limit_read=3, rate_limit_write=1)
+    appliance.ensure_collection("default")
+    read, other_read, write = (_new_key(appliance, s) for s in ("read", "read", "write"))
+    with TestClient(create_app(appliance.settings, appliance)) as client:
+        for _ in range(3):
+            assert client.get("/collections", headers=_bearer(read)).status_code == 200
+        limited = client.get("/collections", headers=_bearer(read))
+        assert limited.status_code == 429
+        assert limited.json()["error"] == "rate_limited"
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        # Each key has its own budget, sized by its scope.
+        assert client.get("/collections", headers=_bearer(other_read)).status_code == 200
+        put = client.put("/collections/default/documents", json=DOC, headers=_bearer(write))
+        assert put.status_code == 200
+        put = client.put("/collections/default/documents", json=DOC, headers=_bearer(write))
+        assert put.status_code == 429
+        # Probes are never limited.
+        assert all(client.get("/health").status_code == 200 for _ in range(5))
+
+
+def test_rate_limit_per_address_without_keys(open_appliance: Callable[..., Appliance]) -> None:
+    appliance = open_appliance(rate_limit_anonymous=2)
+    with TestClient(create_app(appliance.settings, appliance)) as client:
+        assert [client.get("/collections").status_code for _ in range(3)] == [200, 200, 429]

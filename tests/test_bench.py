@@ -1,0 +1,157 @@
+"""`appliance bench`: synthetic data, the sweep's points and their JSON contract, the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from appliance.bench import sweep
+from appliance.bench.sweep import (
+    SweepOptions,
+    SweepPoint,
+    pareto_front,
+    query_params,
+    run_sweep,
+    synthetic_dataset,
+)
+from appliance.bench.synthetic import make_synthetic, rank_windows
+from appliance.cli import main
+from appliance.index.base import parse_index_arg
+
+CONTRACT_KEYS = {
+    "index",
+    "params",
+    "filter_selectivity",
+    "k",
+    "recall@10",
+    "qps_1thread",
+    "qps_all",
+    "build_s",
+    "index_bytes",
+    "rss_delta_bytes",
+    "ndcg@10",
+}
+
+
+def test_synthetic_vectors_are_unit_and_reproducible() -> None:
+    first = make_synthetic(500, 16, 20, seed=3)
+    second = make_synthetic(500, 16, 20, seed=3)
+    assert first.vectors.shape == (500, 16) and first.queries.shape == (20, 16)
+    assert np.allclose(np.linalg.norm(first.vectors, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(first.vectors, second.vectors)
+    assert sorted(first.rank.tolist()) == list(range(500))
+    assert first.ids[0] == 1 and first.ids[-1] == 500
+
+
+def test_rank_windows_match_exactly_the_asked_count() -> None:
+    data = make_synthetic(1_000, 8, 1)
+    for count in (1, 10, 500, 1_000):
+        for allowed in rank_windows(data.rank, data.ids, count, n_windows=5):
+            assert len(allowed) == count == len(np.unique(allowed))
+            ranks = np.sort(data.rank[allowed - 1])
+            # A window of consecutive ranks: what {"rank": {"$gte": a, "$lt": a + m}} matches.
+            assert ranks[-1] - ranks[0] == count - 1
+
+
+def test_query_params_follow_the_index_kind() -> None:
+    efs, nprobes = (16, 64), (8,)
+    assert query_params(parse_index_arg("hnswlib:M=16"), efs, nprobes) == [{"ef": 16}, {"ef": 64}]
+    assert query_params(parse_index_arg("faiss:HNSW32,Flat"), efs, nprobes)[0] == {"ef": 16}
+    assert query_params(parse_index_arg("faiss:IVF64,PQ8"), efs, nprobes) == [{"nprobe": 8}]
+    assert query_params(parse_index_arg("faiss:Flat"), efs, nprobes) == [{}]
+
+
+@pytest.fixture(autouse=True)
+def one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tiny indexes: OpenMP thread start-up and spinning would cost more than the work.
+    monkeypatch.setattr(sweep, "cores", lambda: 1)
+
+
+def test_sweep_points_keep_recall_filtered_and_not() -> None:
+    dataset = synthetic_dataset(1_000, 16, 30)
+    options = SweepOptions(
+        indexes=[
+            parse_index_arg("hnswlib:M=16,ef_construction=100"),
+            parse_index_arg("faiss:HNSW16,Flat"),
+            parse_index_arg("faiss:IVF16,Flat"),
+        ],
+        efs=(64,),
+        nprobes=(8,),
+        selectivities=(0.01, 0.5),
+        filter_queries=10,
+        # Every filtered point through the widened index search (the exact path is trivial).
+        exact_threshold=0,
+        progress=False,
+    )
+    points = run_sweep(dataset, options)
+    assert len(points) == 3 * (1 + 2)
+    for point in points:
+        assert set(point.to_json()) == CONTRACT_KEYS
+        assert point.qps_1thread > 0 and point.qps_all > 0 and point.index_bytes > 0
+        assert point.ndcg_at_10 is None
+        # Widened searches (and exact ones) find the true filtered top-10.
+        assert point.recall >= 0.95, point
+    assert [p.filter_selectivity for p in points[:3]] == [None, 0.01, 0.5]
+
+
+def test_pareto_front_drops_dominated_points() -> None:
+    def point(recall: float, qps: float) -> SweepPoint:
+        return SweepPoint("i", {}, None, 10, recall, qps, qps, 0, 1, 0, None, 0, 0)
+
+    fast, slow_exact, dominated = point(0.9, 1000), point(1.0, 100), point(0.85, 500)
+    assert pareto_front([dominated, slow_exact, fast]) == [fast, slow_exact]
+
+
+def test_bench_command_prints_json_and_plots(tmp_path: Path) -> None:
+    plot = tmp_path / "sweep.png"
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--synthetic",
+            "1000",
+            "--dim",
+            "16",
+            "--index",
+            "faiss:HNSW16,Flat",
+            "--index",
+            "faiss:Flat",
+            "--ef",
+            "16,32",
+            "--queries",
+            "30",
+            "--filter-selectivity",
+            "0.1",
+            "--filter-queries",
+            "10",
+            "--json",
+            "--no-progress",
+            "--plot",
+            str(plot),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.stdout)
+    assert [(p["index"], p["params"], p["filter_selectivity"]) for p in points] == [
+        ("faiss:HNSW16,Flat", {"ef": 16}, None),
+        ("faiss:HNSW16,Flat", {"ef": 16}, 0.1),
+        ("faiss:HNSW16,Flat", {"ef": 32}, None),
+        ("faiss:HNSW16,Flat", {"ef": 32}, 0.1),
+        ("faiss:Flat", {}, None),
+        ("faiss:Flat", {}, 0.1),
+    ]
+    assert all(set(p) == CONTRACT_KEYS for p in points)
+    assert points[-2]["recall@10"] == 1.0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_command_needs_one_source() -> None:
+    result = CliRunner().invoke(main, ["bench", "--no-progress"])
+    assert result.exit_code != 0
+    assert "--synthetic" in result.output
