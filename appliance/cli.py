@@ -30,6 +30,13 @@ def _fail(exc: ApplianceError) -> None:
     sys.exit(2)
 
 
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Torch CPU threads for embedding; 0 = every core (bulk work on an idle box).",
+)
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), help="Data directory (default ./var)."
 )
@@ -95,17 +102,23 @@ def serve(
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--collection", "-c", default=None, help="Collection (default: the default one).")
 @click.option("--batch-size", default=256, show_default=True)
+@threads_option
 @data_dir_option
 @click.pass_context
 def ingest(
-    ctx: click.Context, path: Path, collection: str | None, batch_size: int, data_dir: str | None
+    ctx: click.Context,
+    path: Path,
+    collection: str | None,
+    batch_size: int,
+    threads: int,
+    data_dir: str | None,
 ) -> None:
     """Ingest a JSONL file (id/text/metadata per line, or BEIR corpus.jsonl)."""
     from tqdm import tqdm
 
     from appliance.ingest.sources import count_lines, read_jsonl
 
-    settings = _settings(ctx, data_dir=data_dir)
+    settings = _settings(ctx, data_dir=data_dir, torch_threads=threads)
     name = collection or settings.default_collection
     try:
         appliance = _open(settings)
@@ -436,12 +449,15 @@ def bench(
 @click.option("--index", "index_arg", default=None, help="BACKEND:SPEC, e.g. faiss:Flat")
 @click.option("--rerank", "rerank_dir", default=None, help="Cross-encoder dir or name.")
 @click.option("--chunking", type=click.Choice(["on", "off"]), default="off", show_default=True)
-@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default="rrf", show_default=True)
-@click.option("--rrf-k", type=int, default=60, show_default=True)
-@click.option("--alpha", type=float, default=0.5, show_default=True, help="Dense weight.")
+@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), default=None)
+@click.option("--rrf-k", type=int, default=None)
+@click.option("--dense-weight", type=float, default=None, help="RRF weight of dense.")
+@click.option("--alpha", type=float, default=None, help="Weighted fusion: dense weight.")
+@click.option("--title-weight", type=float, default=None, help="BM25 weight of titles.")
 @click.option("--keep-identical-ids", is_flag=True, help="Count hits whose id equals the query id.")
 @click.option("--scratch", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@threads_option
 @click.pass_context
 def eval_command(
     ctx: click.Context,
@@ -451,12 +467,15 @@ def eval_command(
     index_arg: str | None,
     rerank_dir: str | None,
     chunking: str,
-    fusion: str,
-    rrf_k: int,
-    alpha: float,
+    fusion: str | None,
+    rrf_k: int | None,
+    dense_weight: float | None,
+    alpha: float | None,
+    title_weight: float | None,
     keep_identical_ids: bool,
     scratch: Path | None,
     as_json: bool,
+    threads: int,
 ) -> None:
     """Evaluate retrieval quality on a BEIR directory (nDCG@10, recall@100, MRR@10)."""
     from tqdm import tqdm
@@ -465,7 +484,7 @@ def eval_command(
     from appliance.index.base import parse_index_arg
     from appliance.search.pipeline import SearchOptions
 
-    settings = _settings(ctx)
+    settings = _settings(ctx, torch_threads=threads)
     try:
         config = EvalConfig(
             directory=directory,
@@ -479,7 +498,9 @@ def eval_command(
                 mode=mode,  # type: ignore[arg-type]
                 fusion=fusion,  # type: ignore[arg-type]
                 rrf_k=rrf_k,
+                dense_weight=dense_weight,
                 alpha=alpha,
+                title_weight=title_weight,
                 rerank=bool(rerank_dir),
             ),
         )

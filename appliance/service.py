@@ -38,7 +38,12 @@ class Appliance:
         self.registry = registry or ModelRegistry()
         if encoder is None:
             model = self.resolve_model(settings, self.registry)
-            encoder = Encoder(model, device=settings.device, batch_size=settings.embed_batch_size)
+            encoder = Encoder(
+                model,
+                device=settings.device,
+                batch_size=settings.embed_batch_size,
+                threads=settings.torch_threads,
+            )
         self.encoder = encoder
         self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
         self.db = Database(settings.database_path)

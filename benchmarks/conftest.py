@@ -58,13 +58,16 @@ class Report:
     def pair(
         self, benchmark: Any, name: str, role: str, *, kind: str, target: float | None
     ) -> None:
-        """Remember the median of the benchmark that just ran as `role` ("appliance" or
-        "baseline") of the pair `name`."""
+        """Remember the benchmark that just ran as `role` ("appliance" or "baseline") of the
+        pair `name`."""
         stats = getattr(benchmark, "stats", None)
         if stats is None:  # --benchmark-disable
             return
         pair = PAIRS.setdefault(name, Pair(kind=kind, target=target))
-        setattr(pair, role, float(stats.stats.median))
+        # Throughput: the fastest round, the least disturbed by the other processes of a shared
+        # box (noise only ever adds time). Latency targets are about p50: the median round.
+        value = stats.stats.min if kind == "throughput" else stats.stats.median
+        setattr(pair, role, float(value))
 
     def absolute(self, benchmark: Any, name: str, budget_s: float) -> None:
         stats = getattr(benchmark, "stats", None)
@@ -88,8 +91,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         sense = ">=" if pair.kind == "throughput" else "<="
         medians = ""
         if pair.appliance and pair.baseline:
+            statistic = "min" if pair.kind == "throughput" else "median"
             medians = (
-                f"  (median appliance {pair.appliance * 1000:.3f} ms, "
+                f"  ({statistic} appliance {pair.appliance * 1000:.3f} ms, "
                 f"baseline {pair.baseline * 1000:.3f} ms)"
             )
         target = "" if pair.target is None else f" (target {sense} {pair.target})"
@@ -101,8 +105,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(scope="session")
 def encoder() -> Encoder:
-    model = ModelRegistry().resolve("all-MiniLM-L6-v2")
-    return Encoder(model, device="cpu", batch_size=64)
+    """Built as the service builds it (its torch thread setting included), so that the
+    appliance and the raw baselines run the same torch configuration."""
+    defaults = load_settings(Path("/nonexistent.toml"))
+    model = ModelRegistry().resolve(defaults.model)
+    return Encoder(model, device="cpu", batch_size=64, threads=defaults.torch_threads)
 
 
 @pytest.fixture(scope="session")

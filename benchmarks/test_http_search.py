@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from litestar import Litestar, post
+from litestar.params import JSONBody
 from litestar.testing import TestClient
 
 from appliance.api.app import create_app
@@ -25,7 +26,7 @@ ROUNDS = 40
 
 
 @post("/empty", status_code=200, sync_to_thread=False)
-def empty_route(data: dict[str, Any]) -> dict[str, Any]:
+def empty_route(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 

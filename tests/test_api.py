@@ -179,3 +179,22 @@ def test_openapi_schema_documents_the_routes(client: TestClient[Any]) -> None:
     for path in ("/collections", "/collections/{name}/search", "/search", "/health", "/ready"):
         assert path in schema["paths"]
     assert client.get("/schema/swagger").status_code == 200
+
+
+def test_search_modes_and_fusion_over_http(client: TestClient[Any]) -> None:
+    client.put("/collections/default/documents", json=DOCS)
+    for mode in ("dense", "keyword", "hybrid"):
+        body = client.post(
+            "/collections/default/search",
+            json={"query": "dog barks mailman", "mode": mode, "limit": 3},
+        ).json()
+        assert body["mode"] == mode and body["results"][0]["id"] == "dog"
+    weighted = client.post(
+        "/collections/default/search",
+        json={"query": "dog", "mode": "hybrid", "fusion": "weighted", "alpha": 0.3},
+    )
+    assert weighted.status_code == 200
+    bad = client.post("/collections/default/search", json={"query": "x", "mode": "fuzzy"})
+    assert "mode" in _error(bad, 400)["detail"]
+    no_model = client.post("/collections/default/search", json={"query": "x", "rerank": True})
+    assert "cross-encoder" in _error(no_model, 400)["detail"]

@@ -90,10 +90,12 @@ class SearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     params: SearchParamsIn | None = None
     # dense | keyword | hybrid; the collection's default when absent.
     mode: Literal["dense", "keyword", "hybrid"] | None = None
-    # Hybrid fusion: reciprocal rank fusion (rrf_k) or weighted normalised scores (alpha).
-    fusion: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: Annotated[int, Meta(ge=1, le=10_000)] = 60
-    alpha: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5
+    # Hybrid fusion: reciprocal rank fusion (rrf_k, dense_weight) or weighted normalised
+    # scores (alpha = weight of dense). Absent: the collection's settings.
+    fusion: Literal["rrf", "weighted"] | None = None
+    rrf_k: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    dense_weight: Annotated[float, Meta(ge=0.0, le=100.0)] | None = None
+    alpha: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
     candidates: Annotated[int, Meta(ge=1, le=1000)] = 100
     rerank: bool = False
     rerank_top_n: Annotated[int, Meta(ge=1, le=1000)] = 50
@@ -128,7 +130,8 @@ class SearchHitOut(msgspec.Struct, kw_only=True):
 class SearchResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     results: list[SearchHitOut]
     took_ms: float
-    mode: str = "dense"
+    # The retrieval mode that answered: dense, keyword or hybrid.
+    mode: str
     timings_ms: dict[str, float] | None = None
 
 

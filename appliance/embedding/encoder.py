@@ -26,8 +26,18 @@ def pick_device(requested: str) -> str:
 class Encoder:
     """Turns texts into L2-normalised float32 vectors, in batches."""
 
-    def __init__(self, model: LocalModel, *, device: str = "auto", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: LocalModel,
+        *,
+        device: str = "auto",
+        batch_size: int = 64,
+        threads: int | None = None,
+    ) -> None:
         check_complete(model.directory)
+        if threads is not None:
+            # Process-wide in torch: the appliance is the only torch user in its process.
+            torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
         self.model = model
         self.device = pick_device(device)
         self.batch_size = batch_size

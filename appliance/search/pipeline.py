@@ -28,6 +28,13 @@ MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
 # Specs whose stored codes are lossy: their candidates are rescored with the exact vectors.
 _COMPRESSED = ("PQ", "SQ", "LSH", "RQ")
 _RESCORE_OVERSAMPLE = 4
+DEFAULT_TITLE_WEIGHT = 1.0
+FUSION_DEFAULTS: dict[str, Any] = {
+    "fusion": "rrf",
+    "rrf_k": DEFAULT_RRF_K,
+    "dense_weight": 1.0,
+    "alpha": 0.5,
+}
 
 
 @dataclass(frozen=True)
@@ -36,14 +43,19 @@ class SearchOptions:
     filter: dict[str, Any] | None = None
     params: SearchParams | None = None
     mode: Mode | None = None  # None: the collection's default
-    fusion: Fusion = "rrf"
-    rrf_k: int = DEFAULT_RRF_K
+    # Hybrid fusion; None takes the collection's setting, then FUSION_DEFAULTS.
+    fusion: Fusion | None = None
+    rrf_k: int | None = None
+    # RRF weight of the dense list (the keyword list weighs 1).
+    dense_weight: float | None = None
     # Weight of the dense list in weighted fusion; the keyword list gets 1 - alpha.
-    alpha: float = 0.5
+    alpha: float | None = None
     # Candidates each retriever contributes to hybrid fusion and reranking.
     candidates: int = 100
     rerank: bool = False
     rerank_top_n: int = 50
+    # BM25 weight of a document's title field against its text; None: the collection's.
+    title_weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -140,13 +152,19 @@ class SearchService:
                 keyword = [
                     (doc_id, _Candidate(score))
                     for doc_id, score in keyword_store.keyword_search(
-                        session, live.id, text, wanted, where=where
+                        session,
+                        live.id,
+                        text,
+                        wanted,
+                        where=where,
+                        title_weight=options.title_weight
+                        or float(live.config.options.get("title_weight", DEFAULT_TITLE_WEIGHT)),
                     )
                 ]
             lap("keyword")
 
         if mode == "hybrid":
-            ranked = self._fuse(dense, keyword, options)
+            ranked = self._fuse(dense, keyword, options, live)
             lap("fuse")
         else:
             ranked = dense or keyword
@@ -211,18 +229,26 @@ class SearchService:
         dense: list[tuple[int, _Candidate]],
         keyword: list[tuple[int, _Candidate]],
         options: SearchOptions,
+        live: LiveCollection,
     ) -> list[tuple[int, _Candidate]]:
+        def setting(name: str) -> Any:
+            value = getattr(options, name)
+            return (
+                value if value is not None else live.config.options.get(name, FUSION_DEFAULTS[name])
+            )
+
         chunks = {doc_id: candidate.chunk for doc_id, candidate in dense}
-        if options.fusion == "weighted":
+        if setting("fusion") == "weighted":
             fused = weighted_fusion(
                 [(doc_id, c.score) for doc_id, c in dense],
                 [(doc_id, c.score) for doc_id, c in keyword],
-                alpha=options.alpha,
+                alpha=float(setting("alpha")),
             )
         else:
             fused = reciprocal_rank_fusion(
                 [[doc_id for doc_id, _ in dense], [doc_id for doc_id, _ in keyword]],
-                k=options.rrf_k,
+                k=int(setting("rrf_k")),
+                weights=[float(setting("dense_weight")), 1.0],
             )
         return [(doc_id, _Candidate(score, chunks.get(doc_id))) for doc_id, score in fused]
 

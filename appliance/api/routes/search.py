@@ -64,6 +64,7 @@ class SearchController(Controller):
             mode=data.mode,
             fusion=data.fusion,
             rrf_k=data.rrf_k,
+            dense_weight=data.dense_weight,
             alpha=data.alpha,
             candidates=data.candidates,
             rerank=data.rerank,
