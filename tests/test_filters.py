@@ -12,6 +12,7 @@ from appliance.errors import InvalidFilter
 from appliance.index.base import IndexConfig
 from appliance.ingest.pipeline import DocumentInput
 from appliance.search.filters import compile_filter
+from appliance.search.pipeline import SearchOptions
 from appliance.service import Appliance
 
 TOPICS = ["astronomy", "cooking", "finance", "gardening", "music", "sailing", "chess", "poetry"]
@@ -111,7 +112,9 @@ def test_flat_filtered_results_are_the_exact_top_k_of_matches(
     flat: Appliance, corpus: list[DocumentInput], spec: dict[str, Any]
 ) -> None:
     query = "a chess opening for beginners"
-    outcome = flat.search.search("flat", query, limit=10, filter=spec)
+    outcome = flat.search.search(
+        "flat", query, options=SearchOptions(limit=10, filter=spec, mode="dense")
+    )
     matching = [doc for doc in corpus if _matches(doc.metadata, spec)]
     vectors = flat.encoder.encode([doc.text for doc in matching])
     scores = vectors @ flat.encoder.encode([query])[0]

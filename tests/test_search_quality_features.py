@@ -65,11 +65,13 @@ def test_keyword_search_applies_filters_and_title_field(appliance: Appliance) ->
 
 
 def test_fts_syntax_in_queries_is_inert() -> None:
-    assert (
-        match_expression('title:x OR "y" NEAR(z) *')
-        == '"title" OR "x" OR "or" OR "y" OR "near" OR "z"'
-    )
+    assert match_expression('title:x OR "y" NEAR(z) *') == '"title" OR "x" OR "y" OR "near" OR "z"'
     assert match_expression("!!! ---") is None
+
+
+def test_stop_words_are_dropped_unless_the_query_is_only_stop_words() -> None:
+    assert match_expression("the cat in the hat") == '"cat" OR "hat"'
+    assert match_expression("to be or not to be") == '"to" OR "be" OR "or" OR "not"'
 
 
 # -- hybrid ---------------------------------------------------------------------------------
@@ -148,7 +150,7 @@ def test_compressed_index_candidates_are_rescored_with_exact_vectors(appliance: 
     ]
     appliance.ingest.upsert("c", docs)
     query = "gamma delta kappa number 17"
-    outcome = appliance.search.search("c", query, limit=5)
+    outcome = appliance.search.search("c", query, options=SearchOptions(limit=5, mode="dense"))
     exact = (
         appliance.encoder.encode([query])[0]
         @ appliance.encoder.encode([hit.text for hit in outcome.results]).T

@@ -87,9 +87,11 @@ def run_eval(
         if config.ignore_identical_ids:
             options = replace(options, limit=options.limit + 1)
         run: dict[str, dict[str, float]] = {}
+        outcome_mode = options.mode or "dense"
         search_started = time.perf_counter()
         for query_id, text in progress(dataset.queries.items(), len(dataset.queries), "queries"):
-            hits = appliance.search.search(COLLECTION, text, options=options).results
+            outcome = appliance.search.search(COLLECTION, text, options=options)
+            hits, outcome_mode = outcome.results, outcome.mode
             # Rank-derived scores keep the appliance's order exactly, ties included.
             run[query_id] = {hit.id: float(len(hits) - rank) for rank, hit in enumerate(hits)}
         search_seconds = time.perf_counter() - search_started
@@ -99,7 +101,7 @@ def run_eval(
         return {
             "dataset": dataset.name,
             "split": config.split,
-            "mode": options.mode or live.config.options.get("mode", "dense"),
+            "mode": outcome_mode,
             "index": appliance.collections.get(COLLECTION).config.label,
             "chunking": config.chunking,
             "rerank": config.rerank_model or None,

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from appliance.bench.metrics import drop_self_hits, ndcg_at_k
 from appliance.bench.synthetic import SyntheticData, make_synthetic, rank_windows
 from appliance.config import Settings
+from appliance.errors import CollectionNotFound
 from appliance.index.base import IndexConfig, SearchParams, VectorIndex
 from appliance.index.filtered import VectorLoader, filtered_search
 from appliance.index.registry import backend_for
@@ -199,7 +200,8 @@ def corpus_dataset(
     name = "bench"
     try:
         appliance.collections.get(name)
-    except Exception:
+    except CollectionNotFound:
+        # A flat index: the scratch collection only keeps the vectors; the sweep builds its own.
         appliance.create_collection(name, IndexConfig(backend="faiss", spec="Flat"))
     live = appliance.collections.get(name)
     with appliance.db.read() as session:

@@ -17,6 +17,12 @@ from appliance.store.schema import DocumentRow
 FTS_TABLE = "documents_fts"
 MAX_QUERY_TERMS = 64
 _TERM = re.compile(r"\w+", re.UNICODE)
+# Lucene's English stop set: OR-ing them in lets any document with "the" or "in" match, which
+# a min-max-normalised fusion then over-rewards on small collections.
+STOP_WORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their "
+    "then there these they this to was will with".split()
+)
 
 _DDL = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
@@ -52,10 +58,12 @@ def create_keyword_index(connection: Connection) -> None:
 
 
 def match_expression(query: str) -> str | None:
-    """Any of the query's terms, each quoted so FTS5 syntax in the query is inert."""
+    """Any of the query's terms but stop words, each quoted so FTS5 syntax is inert."""
     terms = list(dict.fromkeys(term.lower() for term in _TERM.findall(query)))
     if not terms:
         return None
+    # A query of nothing but stop words still searches for them.
+    terms = [term for term in terms if term not in STOP_WORDS] or terms
     return " OR ".join(f'"{term}"' for term in terms[:MAX_QUERY_TERMS])
 
 
