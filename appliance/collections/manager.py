@@ -283,22 +283,6 @@ class CollectionManager:
             )
 
 
-def _is_exact(config: IndexConfig) -> bool:
-    return config.backend == "faiss" and config.spec.replace("IDMap2,", "") == "Flat"
-
-
 def _valid(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = ids >= 0
     return scores[keep], ids[keep]
-
-
-def exact_top_k(
-    query: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    scores = vectors @ query
-    if len(scores) > k:
-        top = np.argpartition(-scores, k - 1)[:k]
-    else:
-        top = np.arange(len(scores))
-    order = top[np.argsort(-scores[top], kind="stable")]
-    return scores[order].astype(np.float32), ids[order]

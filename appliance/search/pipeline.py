@@ -209,10 +209,10 @@ class SearchService:
             best: dict[int, _Candidate] = {}
             for score, vector_id in zip(scores.tolist(), ids.tolist(), strict=True):
                 hit = chunks.get(vector_id)
-                if hit is None or hit.document.id in best:
+                if hit is None or hit.document_id in best:
                     continue
                 chunk = ChunkRef(hit.chunk_index, hit.char_start, hit.char_end)
-                best[hit.document.id] = _Candidate(float(score), chunk)
+                best[hit.document_id] = _Candidate(float(score), chunk)
             exhausted = len(ids) < fetch or fetch >= len(live.index)
             if len(best) >= wanted or exhausted:
                 return list(best.items())[:wanted]

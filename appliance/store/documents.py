@@ -56,7 +56,7 @@ class EmbeddedText:
 
 @dataclass(frozen=True)
 class ChunkHit:
-    document: DocumentRow
+    document_id: int
     chunk_index: int
     char_start: int
     char_end: int
@@ -243,21 +243,20 @@ def count_documents(session: Session, collection_id: int) -> int:
 
 
 def chunks_by_vector_ids(session: Session, vector_ids: Sequence[int]) -> dict[int, ChunkHit]:
+    """Which document and span each vector is, without loading the documents themselves."""
     found: dict[int, ChunkHit] = {}
     for chunk in _chunks(vector_ids):
         rows = session.execute(
             select(
                 VectorRow.id,
-                DocumentRow,
+                VectorRow.document_id,
                 VectorRow.chunk_index,
                 VectorRow.char_start,
                 VectorRow.char_end,
-            )
-            .join(DocumentRow, DocumentRow.id == VectorRow.document_id)
-            .where(VectorRow.id.in_(chunk))
+            ).where(VectorRow.id.in_(chunk))
         )
-        for vector_id, document, index, start, end in rows:
-            found[int(vector_id)] = ChunkHit(document, int(index), int(start), int(end))
+        for vector_id, document_id, index, start, end in rows:
+            found[int(vector_id)] = ChunkHit(int(document_id), int(index), int(start), int(end))
     return found
 
 

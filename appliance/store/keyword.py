@@ -19,10 +19,11 @@ MAX_QUERY_TERMS = 64
 _TERM = re.compile(r"\w+", re.UNICODE)
 # Lucene's English stop set: OR-ing them in lets any document with "the" or "in" match, which
 # a min-max-normalised fusion then over-rewards on small collections.
-STOP_WORDS = frozenset(
+_LUCENE_ENGLISH_STOP_WORDS = (
     "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with".split()
+    "then there these they this to was will with"
 )
+STOP_WORDS = frozenset(_LUCENE_ENGLISH_STOP_WORDS.split())
 
 _DDL = (
     f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
