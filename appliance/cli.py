@@ -251,6 +251,39 @@ def verify(ctx: click.Context, data_dir: str | None) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@data_dir_option
+@click.pass_context
+def backup(ctx: click.Context, dest: Path, data_dir: str | None) -> None:
+    """Back up the data dir into DEST (new or empty); safe while a server runs on it."""
+    from appliance.backup import create_backup
+
+    try:
+        report = create_backup(_settings(ctx, data_dir=data_dir).data_path, dest)
+    except ApplianceError as exc:
+        _fail(exc)
+    click.echo(f"backup written to {dest}: {len(report.files)} files, {report.bytes} bytes")
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@data_dir_option
+@click.pass_context
+def restore(ctx: click.Context, src: Path, data_dir: str | None) -> None:
+    """Restore a backup from SRC into the data dir (stop the server first).
+
+    Every checksum is verified before anything is replaced; on a mismatch nothing changes."""
+    from appliance.backup import restore_backup
+
+    settings = _settings(ctx, data_dir=data_dir)
+    try:
+        report = restore_backup(src, settings.data_path)
+    except ApplianceError as exc:
+        _fail(exc)
+    click.echo(f"restored {len(report.files)} files from {src} into {settings.data_dir}")
+
+
 @main.group()
 def keys() -> None:
     """API keys (scopes read < write < admin); the store keeps only their hashes."""
@@ -443,7 +476,17 @@ def bench(
 
 
 @main.command("eval")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument(
+    "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option(
+    "--feedback",
+    "feedback_collection",
+    default=None,
+    help="Judge COLLECTION's "
+    "served searches by recorded user feedback instead of a BEIR directory.",
+)
+@data_dir_option
 @click.option("--split", default="test", show_default=True, help="qrels/<split>.tsv")
 @click.option("--mode", type=click.Choice(["dense", "keyword", "hybrid"]), default=None)
 @click.option("--index", "index_arg", default=None, help="BACKEND:SPEC, e.g. faiss:Flat")
@@ -461,7 +504,9 @@ def bench(
 @click.pass_context
 def eval_command(
     ctx: click.Context,
-    directory: Path,
+    directory: Path | None,
+    feedback_collection: str | None,
+    data_dir: str | None,
     split: str,
     mode: str | None,
     index_arg: str | None,
@@ -484,7 +529,18 @@ def eval_command(
     from appliance.index.base import parse_index_arg
     from appliance.search.pipeline import SearchOptions
 
-    settings = _settings(ctx, torch_threads=threads)
+    settings = _settings(ctx, torch_threads=threads, data_dir=data_dir)
+    if feedback_collection:
+        from appliance.bench.evaluate import feedback_eval
+
+        try:
+            report = feedback_eval(_open(settings), feedback_collection)
+        except ApplianceError as exc:
+            _fail(exc)
+        click.echo(json.dumps(report))
+        return
+    if directory is None:
+        raise click.UsageError("give a BEIR DIRECTORY, or --feedback COLLECTION")
     try:
         config = EvalConfig(
             directory=directory,

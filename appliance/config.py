@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # took 490 ms instead of 17 ms). 0 = every core: right for bulk ingest on an idle box.
     torch_threads: int = 1
     embedding_cache_size: int = 10_000
+    # Search results, keyed by collection generation: a write never leaves a stale answer.
+    result_cache_size: int = 1_024
+    result_cache_ttl_seconds: float = 300.0
     default_collection: str = "default"
     # Ingest the bundled sample corpus into the default collection on first start.
     load_sample: bool = True
@@ -44,6 +47,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_text_chars: int = 200_000
     max_query_chars: int = 2_000
     log_level: str = "INFO"
+    # "json": one JSON object per log line (with request ids), for log shippers.
+    log_format: Literal["text", "json"] = "text"
+    # What the tokens embedded here would cost at hosted embedding APIs (USD per million
+    # tokens), exported as embedding_cost_equivalent_usd_total{reference=...}.
+    embedding_reference_prices_usd_per_million: dict[str, float] = msgspec.field(
+        default_factory=lambda: {
+            "openai-text-embedding-3-small": 0.02,
+            "openai-text-embedding-3-large": 0.13,
+        }
+    )
     # Serve without API keys on a non-loopback address anyway (logs a warning). Without it the
     # appliance refuses to start there until `appliance keys create` has made a key.
     allow_open_network: bool = False

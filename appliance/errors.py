@@ -51,3 +51,7 @@ class ModelIntegrityError(ApplianceError):
 
 class NotReady(ApplianceError):
     code = "not_ready"
+
+
+class QueryNotFound(ApplianceError):
+    code = "query_not_found"

@@ -11,14 +11,17 @@ from appliance.collections.manager import CollectionManager
 from appliance.config import Settings
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
-from appliance.errors import CollectionNotFound
+from appliance.errors import CollectionNotFound, DocumentNotFound, QueryNotFound
 from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
 from appliance.ingest.pipeline import IngestService
 from appliance.ingest.sources import read_jsonl
 from appliance.models.registry import LocalModel, ModelRegistry
+from appliance.search.cache import ResultCache
 from appliance.search.pipeline import SearchService
 from appliance.search.rerank import Reranker
+from appliance.store import documents as document_store
+from appliance.store import feedback as feedback_store
 from appliance.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,11 @@ class Appliance:
         self._reranker: Reranker | None = None
         self._reranker_lock = threading.Lock()
         self.search = SearchService(
-            self.collections, self.query_encoder, settings.max_query_chars, self.reranker
+            self.collections,
+            self.query_encoder,
+            settings.max_query_chars,
+            self.reranker,
+            result_cache=ResultCache(settings.result_cache_size, settings.result_cache_ttl_seconds),
         )
         self.ingest = IngestService(
             self.collections,
@@ -83,6 +90,28 @@ class Appliance:
                 )
                 self._reranker = Reranker(model, device=self.settings.device)
             return self._reranker
+
+    def record_feedback(self, collection: str, query_id: str, doc_id: str, relevance: int) -> None:
+        """Store a judgment of a served search, with that search's query and ranking."""
+        served = self.search.recent.get(query_id)
+        if served is None or served.collection != collection:
+            raise QueryNotFound(
+                f"query_id {query_id!r} is not a recent search of collection {collection!r}; "
+                "send feedback with the query_id a search response returned"
+            )
+        live = self.collections.get(collection)
+        with self.db.write() as session:
+            if document_store.get_document(session, live.id, doc_id) is None:
+                raise DocumentNotFound(f"document {doc_id!r} is not in collection {collection!r}")
+            feedback_store.record_feedback(
+                session,
+                collection_id=live.id,
+                query_id=query_id,
+                query=served.query,
+                served=served.results,
+                doc_id=doc_id,
+                relevance=relevance,
+            )
 
     def create_collection(self, name: str, config: IndexConfig | None = None) -> None:
         self.collections.create(name, config or DEFAULT_INDEX, self.encoder.model_id)

@@ -37,7 +37,7 @@ def required_scope(method: str, path: str) -> str:
     parts = path.rstrip("/").split("/")
     if method in ("GET", "HEAD", "OPTIONS"):
         return "read"
-    if method == "POST" and parts[-1] == "search":
+    if method == "POST" and parts[-1] in ("search", "feedback"):
         return "read"
     # /collections/{name}/documents[/{id}]
     if len(parts) >= 4 and parts[1] == "collections" and parts[3] == "documents":

@@ -28,6 +28,7 @@ from appliance.errors import (
     ModelIntegrityError,
     ModelNotFound,
     NotReady,
+    QueryNotFound,
 )
 from appliance.store.disk import STORAGE_FULL_DETAIL, StorageFull, is_disk_full
 
@@ -37,6 +38,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     InvalidRequest: HTTP_400_BAD_REQUEST,
     CollectionNotFound: HTTP_404_NOT_FOUND,
     DocumentNotFound: HTTP_404_NOT_FOUND,
+    QueryNotFound: HTTP_404_NOT_FOUND,
     CollectionExists: HTTP_409_CONFLICT,
     NotReady: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,

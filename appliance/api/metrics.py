@@ -31,6 +31,12 @@ SEARCH_STAGE = Histogram(
 DOCUMENTS_UPSERTED = Counter(
     "documents_upserted_total", "Documents written, by collection.", ["collection"]
 )
+SEARCH_FEEDBACK = Histogram(
+    "search_feedback_relevance",
+    "Relevance users gave to search results (0 = not relevant .. 3 = perfect).",
+    ["collection"],
+    buckets=(0, 1, 2, 3),
+)
 ERRORS = Counter("errors_total", "Error responses, by error type.", ["type"])
 
 
@@ -61,6 +67,58 @@ class ApplianceCollector(Collector):
         yield hits
         yield misses
         yield documents
+        yield from self._result_cache(appliance)
+        yield from self._embedding_and_indexes(appliance)
+
+    @staticmethod
+    def _result_cache(appliance: Appliance | None) -> Iterator[CounterMetricFamily]:
+        hits = CounterMetricFamily("result_cache_hits", "Searches answered from the result cache.")
+        misses = CounterMetricFamily("result_cache_misses", "Searches the result cache missed.")
+        if appliance is not None:
+            hits.add_metric([], appliance.search.result_cache.hits)
+            misses.add_metric([], appliance.search.result_cache.misses)
+        yield hits
+        yield misses
+
+    @staticmethod
+    def _embedding_and_indexes(
+        appliance: Appliance | None,
+    ) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        ready = GaugeMetricFamily(
+            "appliance_ready", "1 once the model and every index are loaded, else 0."
+        )
+        tokens = CounterMetricFamily(
+            "embedding_tokens", "Tokens read by the embedding model (documents and queries)."
+        )
+        seconds = CounterMetricFamily(
+            "embedding_compute_seconds", "Seconds spent in the embedding model."
+        )
+        cost = CounterMetricFamily(
+            "embedding_cost_equivalent_usd",
+            "What the embedded tokens would have cost at a hosted embedding API.",
+            labels=["reference"],
+        )
+        index_bytes = GaugeMetricFamily(
+            "index_bytes", "Estimated memory of each collection's index.", labels=["collection"]
+        )
+        ready.add_metric([], 0 if appliance is None else 1)
+        if appliance is not None:
+            encoder = appliance.encoder
+            tokens.add_metric([], encoder.tokens_encoded)
+            seconds.add_metric([], encoder.compute_seconds)
+            prices = appliance.settings.embedding_reference_prices_usd_per_million
+            for reference, usd_per_million in sorted(prices.items()):
+                cost.add_metric([reference], encoder.tokens_encoded * usd_per_million / 1e6)
+            for name in appliance.collections.names():
+                live = appliance.collections.peek(name)
+                if live is not None:
+                    with live.index_lock:
+                        index_bytes.add_metric([name], live.index.nbytes())
+        yield ready
+        yield tokens
+        yield seconds
+        yield cost
+        yield index_bytes
 
 
 COLLECTOR = ApplianceCollector()

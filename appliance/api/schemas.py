@@ -132,6 +132,8 @@ class SearchResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     took_ms: float
     # The retrieval mode that answered: dense, keyword or hybrid.
     mode: str
+    # Send it back with relevance feedback on these results.
+    query_id: str
     timings_ms: dict[str, float] | None = None
 
 
@@ -144,3 +146,14 @@ class Readiness(msgspec.Struct, kw_only=True):
     model: str | None = None
     collections: int = 0
     detail: str | None = None
+
+
+class FeedbackIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    query_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    doc_id: DocumentId
+    # Graded relevance, as in TREC qrels: 0 not relevant .. 3 perfectly relevant.
+    relevance: Annotated[int, Meta(ge=0, le=3)]
+
+
+class FeedbackRecorded(msgspec.Struct):
+    recorded: bool

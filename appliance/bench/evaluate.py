@@ -25,6 +25,7 @@ from appliance.ingest.sources import count_lines, read_jsonl
 from appliance.search.pipeline import SearchOptions
 from appliance.service import Appliance
 from appliance.store.documents import count_documents
+from appliance.store.feedback import judgments as feedback_judgments
 
 COLLECTION = "corpus"
 T = TypeVar("T")
@@ -123,3 +124,23 @@ def _prepare_collection(appliance: Appliance, index: IndexConfig, chunking: bool
         options = {**index.options, "chunking": chunking}
         appliance.create_collection(COLLECTION, msgspec.structs.replace(index, options=options))
     return appliance.collections.reconfigure(COLLECTION, index)
+
+
+def feedback_eval(appliance: Appliance, collection: str) -> dict[str, Any]:
+    """nDCG@10 and MRR@10 of the rankings users were served, judged by their own feedback."""
+    live = appliance.collections.get(collection)
+    with appliance.db.read() as session:
+        qrels, served = feedback_judgments(session, live.id)
+    run = {
+        query_id: {doc: float(len(ranking) - rank) for rank, doc in enumerate(ranking)}
+        for query_id, ranking in served.items()
+    }
+    metrics = evaluate(run, qrels)
+    return {
+        "collection": collection,
+        "source": "feedback",
+        "ndcg@10": round(metrics["ndcg@10"], 4),
+        "mrr@10": round(metrics["mrr@10"], 4),
+        "queries": len(qrels),
+        "judgments": sum(len(judged) for judged in qrels.values()),
+    }

@@ -58,6 +58,7 @@ class Encoder:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self.texts_encoded = 0
+        self.tokens_encoded = 0
         self.compute_seconds = 0.0
         self._stats_lock = threading.Lock()
 
@@ -73,6 +74,13 @@ class Encoder:
         """Each text's tokens as character spans, without special tokens or truncation."""
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [list(encoding.offsets) for encoding in encodings]
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model reads for these texts: [CLS] and [SEP] included, each text cut at
+        the model's sequence length as encoding cuts it."""
+        encodings = self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+        window = self.max_seq_length or 512
+        return sum(min(len(encoding.ids) + 2, window) for encoding in encodings)
 
     @property
     def max_chunk_tokens(self) -> int:
@@ -92,7 +100,9 @@ class Encoder:
             show_progress_bar=False,
         )
         elapsed = time.perf_counter() - started
+        tokens = self.count_tokens(texts)
         with self._stats_lock:
             self.texts_encoded += len(texts)
+            self.tokens_encoded += tokens
             self.compute_seconds += elapsed
         return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -4,8 +4,9 @@ filters, fuse, rescore compressed candidates, rerank, format."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -14,6 +15,7 @@ from appliance.collections.manager import CollectionManager, LiveCollection
 from appliance.embedding.cache import CachedEncoder
 from appliance.errors import InvalidRequest
 from appliance.index.base import SearchParams
+from appliance.search.cache import RecentQueries, ResultCache, ServedQuery, result_key
 from appliance.search.filters import compile_filter
 from appliance.search.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weighted_fusion
 from appliance.search.preprocess import normalize_query
@@ -83,6 +85,9 @@ class SearchOutcome:
     took_ms: float
     mode: Mode = "dense"
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Names this answer for feedback (POST /collections/{c}/feedback).
+    query_id: str = ""
+    cached: bool = False
 
 
 @dataclass
@@ -98,11 +103,15 @@ class SearchService:
         query_encoder: CachedEncoder,
         max_query_chars: int,
         reranker: Callable[[], Reranker | None] = lambda: None,
+        result_cache: ResultCache[SearchOutcome] | None = None,
+        recent_queries: int = 10_000,
     ) -> None:
         self.collections = collections
         self.query_encoder = query_encoder
         self.max_query_chars = max_query_chars
         self.reranker = reranker
+        self.result_cache: ResultCache[SearchOutcome] = result_cache or ResultCache(0, 0)
+        self.recent = RecentQueries(recent_queries)
 
     def search(
         self,
@@ -139,6 +148,20 @@ class SearchService:
                 "--name NAME --kind cross-encoder` and set APPLIANCE_RERANK_MODEL=NAME"
             )
         lap("preprocess")
+        key = result_key(collection, live.generation, text, replace(options, mode=mode))
+        cached = self.result_cache.get(key)
+        if cached is not None:
+            lap("cache")
+            return self._served(
+                collection,
+                text,
+                replace(
+                    cached,
+                    took_ms=(time.perf_counter() - started) * 1000,
+                    timings_ms=timings,
+                    cached=True,
+                ),
+            )
         wanted = max(options.limit, options.rerank_top_n if reranker else 0)
         if mode == "hybrid":
             wanted = max(wanted, options.candidates)
@@ -177,12 +200,21 @@ class SearchService:
             lap("rerank")
         results = self._format(ranked[: options.limit])
         lap("format")
-        return SearchOutcome(
+        outcome = SearchOutcome(
             results=results,
             took_ms=(time.perf_counter() - started) * 1000,
             mode=mode,
             timings_ms=timings,
         )
+        self.result_cache.put(key, outcome)
+        return self._served(collection, text, outcome)
+
+    def _served(self, collection: str, text: str, outcome: SearchOutcome) -> SearchOutcome:
+        query_id = uuid.uuid4().hex
+        self.recent.remember(
+            query_id, ServedQuery(collection, text, tuple(hit.id for hit in outcome.results))
+        )
+        return replace(outcome, query_id=query_id)
 
     # -- stages ---------------------------------------------------------------------------
     def _dense(

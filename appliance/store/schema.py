@@ -79,3 +79,20 @@ class VectorRow(Base):
     char_start: Mapped[int] = mapped_column(default=0)
     char_end: Mapped[int] = mapped_column(default=0)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FeedbackRow(Base):
+    """A user's relevance judgment of one result of one served search."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_collection", "collection_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    query_id: Mapped[str] = mapped_column(String(64))
+    query: Mapped[str] = mapped_column(Text)
+    # The document ids the search returned, in order: the run that judgments are scored on.
+    served: Mapped[list[str]] = mapped_column(JSON)
+    doc_id: Mapped[str] = mapped_column(String(512))
+    relevance: Mapped[int] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,10 +6,17 @@ from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from appliance.api.metrics import SEARCH_LATENCY, SEARCH_REQUESTS, SEARCH_STAGE
+from appliance.api.metrics import (
+    SEARCH_FEEDBACK,
+    SEARCH_LATENCY,
+    SEARCH_REQUESTS,
+    SEARCH_STAGE,
+)
 from appliance.api.schemas import (
     ChunkOut,
     DefaultSearchRequest,
+    FeedbackIn,
+    FeedbackRecorded,
     SearchHitOut,
     SearchRequest,
     SearchResponse,
@@ -42,6 +49,7 @@ def run_search(
         ],
         took_ms=round(outcome.took_ms, 3),
         mode=outcome.mode,
+        query_id=outcome.query_id,
         timings_ms={k: round(v, 3) for k, v in outcome.timings_ms.items()} if timings else None,
     )
 
@@ -80,3 +88,14 @@ class SearchController(Controller):
         return run_search(
             appliance, appliance.settings.default_collection, data.query, options, False
         )
+
+    @post("/collections/{name:str}/feedback", status_code=201, sync_to_thread=True)
+    def record_feedback(
+        self,
+        name: FromPath[str],
+        data: JSONBody[FeedbackIn],
+        appliance: NamedDependency[Appliance],
+    ) -> FeedbackRecorded:
+        appliance.record_feedback(name, data.query_id, data.doc_id, data.relevance)
+        SEARCH_FEEDBACK.labels(collection=name).observe(data.relevance)
+        return FeedbackRecorded(recorded=True)

@@ -1,0 +1,86 @@
+"""Caches of the query path: search results (TTL + size bound) and the recent queries that
+feedback refers to.
+
+A result is keyed by the collection's generation, which every write bumps, so a search after
+a write can never be answered from a result computed before it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Hashable
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, TypeVar
+
+from cachetools import LRUCache, TTLCache
+
+Value = TypeVar("Value")
+
+
+class ResultCache(Generic[Value]):
+    def __init__(self, maxsize: int, ttl_seconds: float) -> None:
+        self._cache: TTLCache[Hashable, Value] | None = (
+            TTLCache(maxsize=maxsize, ttl=ttl_seconds) if maxsize > 0 and ttl_seconds > 0 else None
+        )
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> Value | None:
+        if self._cache is None:
+            return None
+        with self._lock:
+            value = self._cache.get(key)
+            if value is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+            return value
+
+    def put(self, key: Hashable, value: Value) -> None:
+        if self._cache is not None:
+            with self._lock:
+                self._cache[key] = value
+
+
+def result_key(collection: str, generation: int, query: str, options: Any) -> Hashable:
+    """Every parameter that can change a result, canonically serialised."""
+    return (
+        collection,
+        generation,
+        query,
+        json.dumps(asdict(options), sort_keys=True, default=_plain),
+    )
+
+
+def _plain(value: Any) -> Any:
+    to_builtins = getattr(value, "__struct_fields__", None)
+    if to_builtins is not None:
+        return {name: getattr(value, name) for name in to_builtins}
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class ServedQuery:
+    """What a search answered, kept so that feedback on it can be judged later."""
+
+    collection: str
+    query: str
+    results: tuple[str, ...]
+
+
+class RecentQueries:
+    """The last `maxsize` searches by query id (in memory; feedback stores what it needs)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._served: LRUCache[str, ServedQuery] = LRUCache(maxsize=max(1, maxsize))
+        self._lock = threading.Lock()
+
+    def remember(self, query_id: str, served: ServedQuery) -> None:
+        with self._lock:
+            self._served[query_id] = served
+
+    def get(self, query_id: str) -> ServedQuery | None:
+        with self._lock:
+            return self._served.get(query_id)
