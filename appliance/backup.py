@@ -60,7 +60,9 @@ def _overlap(a: Path, b: Path) -> bool:
     return a == b or a.is_relative_to(b) or b.is_relative_to(a)
 
 
-def create_backup(data_dir: Path, dest: Path, *, appliance: Appliance | None = None) -> BackupReport:
+def create_backup(
+    data_dir: Path, dest: Path, *, appliance: Appliance | None = None
+) -> BackupReport:
     """Write a backup of `data_dir` to `dest`, a new or empty directory outside the data dir.
 
     With a running `appliance`, its in-memory indexes are snapshotted first so the backup

@@ -15,6 +15,12 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from appliance import __version__
 from appliance.api.auth import KeyRing, auth_middleware, check_bind_address
 from appliance.api.errors import EXCEPTION_HANDLERS
+from appliance.api.logging import (
+    configure_logging,
+    litestar_logging_config,
+    log_response,
+    request_id_middleware,
+)
 from appliance.api.metrics import COLLECTOR
 from appliance.api.openapi import complete_openapi
 from appliance.api.ratelimit import rate_limit_middleware
@@ -36,6 +42,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
     """An app over a ready appliance (tests), or one that loads it in the background."""
     holder = ApplianceHolder.of(appliance) if appliance is not None else ApplianceHolder(settings)
     owns_appliance = appliance is None
+    configure_logging(settings.log_format)
     keyring = KeyRing(settings.database_path)
     # Secure by default: no keyless appliance beyond loopback unless explicitly allowed.
     check_bind_address(settings, keyring)
@@ -62,12 +69,17 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # In order: metrics see every answer; the key is checked before its rate limit counts.
+        # In order: the request id is set first; metrics see every answer; the key is
+        # checked before its rate limit counts.
         middleware=[
+            request_id_middleware,
             prometheus.middleware,
             auth_middleware(keyring),
             *rate_limit_middleware(settings),
         ],
+        # Echoes X-Request-ID and logs every answer, errors raised in middleware included.
+        before_send=[log_response],
+        logging_config=litestar_logging_config(settings.log_format),
         state=State({"holder": holder}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
