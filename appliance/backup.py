@@ -9,7 +9,6 @@ from a backup, or older than its database, is rebuilt or caught up from the stor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from appliance.checksums import file_sha256
 from appliance.errors import ApplianceError
 
 if TYPE_CHECKING:
@@ -45,14 +45,6 @@ class BackupReport:
     directory: Path
     files: dict[str, str]
     bytes: int
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _overlap(a: Path, b: Path) -> bool:
@@ -85,7 +77,7 @@ def create_backup(
         _copy_snapshots(data_dir / INDEXES, staging / INDEXES)
         _copy_database(database, staging / DATABASE)
         files = {
-            path.relative_to(staging).as_posix(): sha256_of(path)
+            path.relative_to(staging).as_posix(): file_sha256(path)
             for path in sorted(staging.rglob("*"))
             if path.is_file()
         }
@@ -146,7 +138,7 @@ def _copy_snapshots(source: Path, target: Path) -> None:
 def _snapshot_intact(directory: Path) -> bool:
     try:
         files = json.loads((directory / MANIFEST).read_text())["files"]
-        return all(sha256_of(directory / name) == digest for name, digest in files.items())
+        return all(file_sha256(directory / name) == digest for name, digest in files.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -201,7 +193,7 @@ def restore_backup(source: Path, data_dir: Path) -> BackupReport:
                 shutil.copyfile(source / name, copied)
             except OSError as exc:
                 raise BackupError(f"backup file {name} is missing or unreadable: {exc}") from exc
-            if sha256_of(copied) != digest:
+            if file_sha256(copied) != digest:
                 raise BackupError(
                     f"backup file {name} fails its sha256 check; nothing was restored"
                 )

@@ -7,7 +7,6 @@ reported as None; the caller rebuilds from the store.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -15,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.checksums import file_sha256
 from appliance.index.base import IndexConfig, VectorIndex
 from appliance.index.registry import backend_for
 
@@ -29,14 +29,6 @@ class SnapshotInfo:
     count: int
 
 
-def _checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_snapshot(index: VectorIndex, directory: Path, *, model_id: str, max_id: int) -> None:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.parent / f".staging-{directory.name}-{uuid.uuid4().hex[:8]}"
@@ -48,7 +40,7 @@ def save_snapshot(index: VectorIndex, directory: Path, *, model_id: str, max_id:
         "model_id": model_id,
         "max_id": max_id,
         "count": len(index),
-        "files": {p.name: _checksum(p) for p in sorted(staging.iterdir()) if p.is_file()},
+        "files": {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()},
     }
     (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
     retired = directory.parent / f".retired-{directory.name}-{uuid.uuid4().hex[:8]}"
@@ -75,7 +67,7 @@ def load_snapshot(
             )
             return None
         for name, digest in manifest["files"].items():
-            if _checksum(directory / name) != digest:
+            if file_sha256(directory / name) != digest:
                 log.warning("index snapshot file %s fails its checksum: rebuilding", name)
                 return None
         index = backend_for(config).load(config, dimension, directory)

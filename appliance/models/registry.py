@@ -15,6 +15,7 @@ from typing import Literal
 
 import msgspec
 
+from appliance.checksums import file_sha256
 from appliance.errors import ModelIntegrityError, ModelNotFound
 
 DEFAULT_REGISTRY_FILE = Path(__file__).resolve().parents[2] / "models" / "registry.json"
@@ -47,14 +48,6 @@ class LocalModel(msgspec.Struct, kw_only=True, frozen=True):
     def model_id(self) -> str:
         """What a stored vector records as the model that made it."""
         return f"{self.name}@{self.fingerprint}"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def directory_hashes(directory: Path) -> dict[str, str]:
