@@ -475,6 +475,61 @@ def bench(
         click.echo(f"plot written to {plot}", err=True)
 
 
+@main.group()
+def jobs() -> None:
+    """Background ingest jobs."""
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@click.option("--follow", is_flag=True, help="Show a progress bar until the job ends.")
+@data_dir_option
+@click.pass_context
+def jobs_show(ctx: click.Context, job_id: str, follow: bool, data_dir: str | None) -> None:
+    """A job's state, progress and per-document errors (read from the data directory)."""
+    import time
+
+    from tqdm import tqdm
+
+    from appliance.errors import JobNotFound
+    from appliance.store.database import Database
+    from appliance.store.schema import JobRow
+
+    settings = _settings(ctx, data_dir=data_dir)
+    db = Database(settings.database_path)
+
+    def read() -> JobRow:
+        with db.read() as session:
+            job = session.get(JobRow, job_id)
+        if job is None:
+            _fail(JobNotFound(f"job {job_id!r} does not exist"))
+        assert job is not None
+        return job
+
+    job = read()
+    if follow:
+        with tqdm(total=job.total, initial=job.done, unit="doc", desc=f"job {job_id[:8]}") as bar:
+            while job.state not in ("succeeded", "failed"):
+                time.sleep(0.5)
+                job = read()
+                bar.update(job.done - bar.n)
+    click.echo(
+        json.dumps(
+            {
+                "id": job.id,
+                "collection": job.collection,
+                "state": job.state,
+                "total": job.total,
+                "done": job.done,
+                "embedded": job.embedded,
+                "unchanged": job.unchanged,
+                "errors": job.errors,
+                "detail": job.detail,
+            }
+        )
+    )
+
+
 @main.command("eval")
 @click.argument(
     "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)

@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     exact_filter_threshold: int = 20_000
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch_documents: int = 2_000
+    # Upserts of more documents than this (or any with ?async=true) run as background jobs.
+    async_threshold: int = 500
     max_text_chars: int = 200_000
     max_query_chars: int = 2_000
     log_level: str = "INFO"

@@ -55,3 +55,7 @@ class NotReady(ApplianceError):
 
 class QueryNotFound(ApplianceError):
     code = "query_not_found"
+
+
+class JobNotFound(ApplianceError):
+    code = "job_not_found"

@@ -14,6 +14,7 @@ from appliance.embedding.encoder import Encoder
 from appliance.errors import CollectionNotFound, DocumentNotFound, QueryNotFound
 from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
+from appliance.ingest.jobs import JobRunner
 from appliance.ingest.pipeline import IngestService
 from appliance.ingest.sources import read_jsonl
 from appliance.models.registry import LocalModel, ModelRegistry
@@ -72,6 +73,8 @@ class Appliance:
             max_batch_documents=settings.max_batch_documents,
             max_text_chars=settings.max_text_chars,
         )
+        # Started only where something serves: the API's loader, not one-shot CLI commands.
+        self.jobs = JobRunner(self.db, self.ingest)
 
     @staticmethod
     def resolve_model(settings: Settings, registry: ModelRegistry | None = None) -> LocalModel:
@@ -138,5 +141,6 @@ class Appliance:
         return loaded
 
     def close(self) -> None:
+        self.jobs.stop()
         self.collections.save_snapshots()
         self.db.close()

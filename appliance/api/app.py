@@ -25,7 +25,7 @@ from appliance.api.metrics import COLLECTOR
 from appliance.api.openapi import complete_openapi
 from appliance.api.ratelimit import rate_limit_middleware
 from appliance.api.routes.collections import CollectionController
-from appliance.api.routes.documents import DocumentController
+from appliance.api.routes.documents import DocumentController, JobController
 from appliance.api.routes.health import HealthController
 from appliance.api.routes.search import SearchController
 from appliance.api.state import ApplianceHolder
@@ -64,6 +64,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             HealthController,
             CollectionController,
             DocumentController,
+            JobController,
             SearchController,
             PrometheusController,
         ],

@@ -157,3 +157,19 @@ class FeedbackIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class FeedbackRecorded(msgspec.Struct):
     recorded: bool
+
+
+class JobOut(msgspec.Struct, kw_only=True):
+    """A background ingest: state is queued, running, succeeded or failed."""
+
+    id: str
+    collection: str
+    state: str
+    total: int
+    done: int
+    embedded: int
+    unchanged: int
+    errors: list[dict[str, str]]
+    detail: str
+    created_at: str
+    updated_at: str

@@ -57,6 +57,7 @@ class ApplianceHolder:
             log.exception("appliance failed to start")
             return
         self._appliance = appliance
+        appliance.jobs.start()  # resumes jobs a previous run left unfinished
         log.info("appliance ready: model %s", appliance.encoder.model_id)
         if self.settings.load_sample:
             try:

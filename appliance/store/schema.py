@@ -96,3 +96,25 @@ class FeedbackRow(Base):
     doc_id: Mapped[str] = mapped_column(String(512))
     relevance: Mapped[int] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobRow(Base):
+    """A background ingest: its documents, where it got to, and what failed."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    collection: Mapped[str] = mapped_column(String(128))
+    # queued | running | succeeded | failed
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    total: Mapped[int] = mapped_column(default=0)
+    done: Mapped[int] = mapped_column(default=0)
+    embedded: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    # Documents refused one by one: [{"id", "error"}].
+    errors: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    # The accepted documents, kept until the job ends so a restart can resume it.
+    payload: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, put
+from typing import Annotated
+
+from litestar import Controller, Response, delete, get, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_202_ACCEPTED
 
 from appliance.api.metrics import DOCUMENTS_UPSERTED
-from appliance.api.schemas import DeleteResult, DocumentOut, UpsertDocuments, UpsertResult
+from appliance.api.schemas import (
+    DeleteResult,
+    DocumentOut,
+    JobOut,
+    UpsertDocuments,
+    UpsertResult,
+)
 from appliance.errors import DocumentNotFound
 from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
 from appliance.store import documents as document_store
+from appliance.store.schema import JobRow
 
 
 class DocumentController(Controller):
@@ -24,14 +34,25 @@ class DocumentController(Controller):
         name: FromPath[str],
         data: JSONBody[UpsertDocuments],
         appliance: NamedDependency[Appliance],
-    ) -> UpsertResult:
-        outcome = appliance.ingest.upsert(
-            name,
-            [DocumentInput(id=d.id, text=d.text, metadata=d.metadata) for d in data.documents],
-        )
+        run_async: Annotated[
+            bool,
+            QueryParameter(name="async", description="Run as a background job (202 + job id)."),
+        ] = False,
+    ) -> Response[UpsertResult | JobOut]:
+        """Upsert a batch. Over `async_threshold` documents, or with `?async=true`, the batch
+        runs as a background job: 202 with the job; follow it at `GET /jobs/{id}`."""
+        documents = [
+            DocumentInput(id=d.id, text=d.text, metadata=d.metadata) for d in data.documents
+        ]
+        if run_async or len(documents) > appliance.settings.async_threshold:
+            job = appliance.jobs.submit(name, documents)
+            return Response(job_out(job), status_code=HTTP_202_ACCEPTED)
+        outcome = appliance.ingest.upsert(name, documents)
         DOCUMENTS_UPSERTED.labels(collection=name).inc(outcome.upserted)
-        return UpsertResult(
-            upserted=outcome.upserted, embedded=outcome.embedded, unchanged=outcome.unchanged
+        return Response(
+            UpsertResult(
+                upserted=outcome.upserted, embedded=outcome.embedded, unchanged=outcome.unchanged
+            )
         )
 
     @get("/{doc_id:str}", sync_to_thread=True)
@@ -60,3 +81,28 @@ class DocumentController(Controller):
         if not deleted:
             raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
         return DeleteResult(deleted)
+
+
+def job_out(job: JobRow) -> JobOut:
+    return JobOut(
+        id=job.id,
+        collection=job.collection,
+        state=job.state,
+        total=job.total,
+        done=job.done,
+        embedded=job.embedded,
+        unchanged=job.unchanged,
+        errors=list(job.errors),
+        detail=job.detail,
+        created_at=job.created_at.isoformat(),
+        updated_at=job.updated_at.isoformat(),
+    )
+
+
+class JobController(Controller):
+    path = "/jobs"
+    tags = ["jobs"]
+
+    @get("/{job_id:str}", sync_to_thread=True)
+    def get_job(self, job_id: FromPath[str], appliance: NamedDependency[Appliance]) -> JobOut:
+        return job_out(appliance.jobs.get(job_id))
