@@ -54,6 +54,8 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # faiss logs each CPU-specific build it tries and misses, with an exception, at INFO.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 @main.command()
