@@ -82,6 +82,21 @@ def _sample(ids: np.ndarray | Sequence[int], limit: int = 5) -> str:
     return shown + (", ..." if len(values) > limit else "")
 
 
+def _set_differences(
+    expected: np.ndarray, found: np.ndarray, missing_problem: str, extra_problem: str
+) -> list[str]:
+    """Problems for ids expected but not found and found but not expected; each problem text
+    is completed with the count before it and a sample of the ids after it."""
+    problems = []
+    missing = np.setdiff1d(expected, found)
+    extra = np.setdiff1d(found, expected)
+    if len(missing):
+        problems.append(f"{len(missing)} {missing_problem}: {_sample(missing)}")
+    if len(extra):
+        problems.append(f"{len(extra)} {extra_problem}: {_sample(extra)}")
+    return problems
+
+
 def _check_store(session: Session, collection_id: int, model_id: str, dim: int) -> list[str]:
     problems = []
     orphans = session.scalars(
@@ -172,16 +187,14 @@ def _check_fts(session: Session, report: VerifyReport) -> None:
         session.execute(text(f"SELECT rowid FROM {FTS_TABLE}")).scalars(), dtype=np.int64
     )
     doc_ids = np.fromiter(session.scalars(select(DocumentRow.id)), dtype=np.int64)
-    missing = np.setdiff1d(doc_ids, fts_ids)
-    extra = np.setdiff1d(fts_ids, doc_ids)
-    if len(missing):
-        report.problems.append(
-            f"{len(missing)} documents have no {FTS_TABLE} row: ids {_sample(missing)}"
+    report.problems.extend(
+        _set_differences(
+            doc_ids,
+            fts_ids,
+            f"documents have no {FTS_TABLE} row",
+            f"{FTS_TABLE} rows have no document",
         )
-    if len(extra):
-        report.problems.append(
-            f"{len(extra)} {FTS_TABLE} rows have no document: rowids {_sample(extra)}"
-        )
+    )
     report.fts = f"{len(fts_ids)} rows for {len(doc_ids)} documents"
 
 
@@ -217,17 +230,14 @@ def verify(settings: Settings) -> VerifyReport:
             with live.index_lock:
                 indexed = live.index.ids()
                 check.indexed = len(live.index)
-            missing = np.setdiff1d(stored, indexed)
-            extra = np.setdiff1d(indexed, stored)
-            if len(missing):
-                check.problems.append(
-                    f"{len(missing)} stored vectors are not in the index: {_sample(missing)}"
+            check.problems.extend(
+                _set_differences(
+                    stored,
+                    indexed,
+                    "stored vectors are not in the index",
+                    f"indexed ids are not stored vectors of {live.model_id}",
                 )
-            if len(extra):
-                check.problems.append(
-                    f"{len(extra)} indexed ids are not stored vectors of {live.model_id}: "
-                    f"{_sample(extra)}"
-                )
+            )
             if check.indexed != len(indexed):
                 check.problems.append(
                     f"the index counts {check.indexed} vectors but lists {len(indexed)} ids"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.errors import InvalidRequest
+from appliance.ingest.sources import json_lines
 
 _QRELS_HEADER = ("query-id", "corpus-id", "score")
 _QRELS_HEADER_TEXT = "\t".join(_QRELS_HEADER)
@@ -49,20 +49,11 @@ def load_beir(directory: Path, split: str = "test") -> BeirDataset:
 
 def _read_queries(path: Path) -> dict[str, str]:
     queries: dict[str, str] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidRequest(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(record, dict):
-                raise InvalidRequest(f"{path}:{lineno}: expected a JSON object")
-            qid, text = record.get("_id"), record.get("text")
-            if qid is None or not isinstance(text, str):
-                raise InvalidRequest(f"{path}:{lineno}: a query needs '_id' and string 'text'")
-            queries[str(qid)] = text
+    for lineno, record in json_lines(path):
+        qid, text = record.get("_id"), record.get("text")
+        if qid is None or not isinstance(text, str):
+            raise InvalidRequest(f"{path}:{lineno}: a query needs '_id' and string 'text'")
+        queries[str(qid)] = text
     return queries
 
 
