@@ -238,6 +238,157 @@ def models_import(directory: Path, name: str, kind: str) -> None:
 
 
 @main.command()
+@click.option("--collection", "-c", default=None, help="Collection (default: the default one).")
+@click.option("--model", "-m", default=None, help="Registered embedding model to switch to.")
+@click.option("--list", "list_versions", is_flag=True, help="List the collection's versions.")
+@click.option("--drop", "drop_model", default=None, help="Delete a version that is not active.")
+@threads_option
+@data_dir_option
+@click.pass_context
+def reindex(
+    ctx: click.Context,
+    collection: str | None,
+    model: str | None,
+    list_versions: bool,
+    drop_model: str | None,
+    threads: int,
+    data_dir: str | None,
+) -> None:
+    """Embed a collection with another model and switch to it atomically.
+
+    Searches keep using the current version until the switch; the old version is kept, so
+    `reindex --model OLD` switches back (embedding only documents changed since), and
+    `--drop OLD` deletes it."""
+    from tqdm import tqdm
+
+    if sum(bool(x) for x in (model, list_versions, drop_model)) != 1:
+        raise click.UsageError("give exactly one of --model, --list, --drop")
+    settings = _settings(ctx, data_dir=data_dir, torch_threads=threads)
+    name = collection or settings.default_collection
+    try:
+        appliance = _open(settings)
+        if drop_model:
+            deleted = appliance.reindex.drop(name, drop_model)
+            click.echo(f"dropped {drop_model} from {name}: {deleted} vectors deleted")
+        elif model:
+            with tqdm(unit="doc", desc=f"reindex {name} → {model}") as bar:
+
+                def progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.update(done - bar.n)
+
+                status = appliance.reindex.run(name, model, progress)
+            click.echo(f"{name}: now searching with {status.model_id}")
+        for version in appliance.reindex.versions(name):
+            click.echo(
+                f"{version.state:>11}  {version.model_id}  {version.vectors} vectors  "
+                f"{version.documents_embedded}/{version.documents_total} documents"
+                + (f"  ({version.detail})" if version.detail else "")
+            )
+        appliance.close()
+    except ApplianceError as exc:
+        _fail(exc)
+
+
+def read_queries(path: Path) -> list[str]:
+    """One query per line: plain text, or a JSON object with "query" or "text" (BEIR
+    queries.jsonl). Blank lines are skipped."""
+    queries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise click.BadParameter(f"line {number}: invalid JSON ({exc})") from exc
+            text = record.get("query") or record.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise click.BadParameter(f'line {number}: needs a "query" or "text" string')
+            line = text
+        queries.append(line)
+    return queries
+
+
+def post_json(url: str, payload: dict[str, Any], api_key: str | None) -> dict[str, Any]:
+    """POST JSON to the running server; errors say what the server or the network said."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            result: dict[str, Any] = json.loads(response.read())
+            return result
+    except urllib.error.HTTPError as exc:
+        raise click.ClickException(f"{url}: HTTP {exc.code}: {exc.read().decode()[:500]}") from exc
+    except urllib.error.URLError as exc:
+        raise click.ClickException(
+            f"no appliance answered at {url} ({exc.reason}); warming fills a running server's "
+            "caches: start it with `appliance serve`, or pass --url"
+        ) from exc
+
+
+@main.command()
+@click.option("--collection", "-c", default=None, help="Collection (default: the default one).")
+@click.option(
+    "--queries",
+    "queries_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="One query per line, or JSONL with a query/text field.",
+)
+@click.option("--limit", "-k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--mode", type=click.Choice(["dense", "keyword", "hybrid"]), default=None)
+@click.option("--url", default=None, help="The running server (default: from settings).")
+@click.option("--api-key", envvar="APPLIANCE_API_KEY", default=None, help="A key, if keys exist.")
+@click.pass_context
+def warm(
+    ctx: click.Context,
+    collection: str | None,
+    queries_file: Path,
+    limit: int,
+    mode: str | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Fill a running server's result and embedding caches with these queries."""
+    from urllib.parse import quote
+
+    from tqdm import tqdm
+
+    settings = _settings(ctx)
+    name = collection or settings.default_collection
+    base = (url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    queries = read_queries(queries_file)
+    if not queries:
+        raise click.UsageError(f"{queries_file} holds no queries")
+    totals = {"queries": 0, "warmed": 0, "already_cached": 0}
+    failed: list[str] = []
+    with tqdm(total=len(queries), unit="query", desc=f"warm {name}") as bar:
+        for start in range(0, len(queries), 500):
+            batch = queries[start : start + 500]
+            payload: dict[str, Any] = {"queries": batch, "limit": limit, "mode": mode}
+            report = post_json(f"{base}/collections/{quote(name)}/warm", payload, api_key)
+            for key in totals:
+                totals[key] += int(report[key])
+            failed.extend(report["failed"])
+            bar.update(len(batch))
+    click.echo(
+        f"{totals['queries']} queries: {totals['warmed']} warmed, "
+        f"{totals['already_cached']} already cached, {len(failed)} failed"
+    )
+    for line in failed:
+        click.echo(f"  failed: {line}", err=True)
+
+
+@main.command()
 @data_dir_option
 @click.pass_context
 def verify(ctx: click.Context, data_dir: str | None) -> None:

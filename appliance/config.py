@@ -37,6 +37,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Search results, keyed by collection generation: a write never leaves a stale answer.
     result_cache_size: int = 1_024
     result_cache_ttl_seconds: float = 300.0
+    # Cache warming at start-up: replay this many of the most frequent searches of the last
+    # warm_within_days (counted in SQLite) once the appliance is ready; 0 turns it off.
+    warm_top_queries: int = 100
+    warm_within_days: float = 7.0
     default_collection: str = "default"
     # Ingest the bundled sample corpus into the default collection on first start.
     load_sample: bool = True

@@ -59,3 +59,14 @@ class QueryNotFound(ApplianceError):
 
 class JobNotFound(ApplianceError):
     code = "job_not_found"
+
+
+class VersionNotFound(ApplianceError):
+    code = "version_not_found"
+
+
+class ReindexConflict(ApplianceError):
+    """A reindex of the collection is already running, or the request would drop the version
+    the collection searches with."""
+
+    code = "reindex_conflict"

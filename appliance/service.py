@@ -5,24 +5,29 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from appliance.collections.manager import CollectionManager
 from appliance.config import Settings
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
+from appliance.embedding.pool import EncoderPool
 from appliance.errors import CollectionNotFound, DocumentNotFound, QueryNotFound
 from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
 from appliance.ingest.jobs import JobRunner
 from appliance.ingest.pipeline import IngestService
+from appliance.ingest.reindex import ReindexService
 from appliance.ingest.sources import read_jsonl
 from appliance.models.registry import LocalModel, ModelRegistry
 from appliance.search.cache import ResultCache
-from appliance.search.pipeline import SearchService
+from appliance.search.pipeline import SearchOptions, SearchService
 from appliance.search.rerank import Reranker
+from appliance.search.warming import QueryLog, WarmReport, options_from, warm
 from appliance.store import documents as document_store
 from appliance.store import feedback as feedback_store
+from appliance.store import versions as version_store
 from appliance.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -41,40 +46,59 @@ class Appliance:
         self.settings = settings
         self.registry = registry or ModelRegistry()
         if encoder is None:
-            model = self.resolve_model(settings, self.registry)
-            encoder = Encoder(
-                model,
-                device=settings.device,
-                batch_size=settings.embed_batch_size,
-                threads=settings.torch_threads,
-            )
+            encoder = self.load_encoder(self.resolve_model(settings, self.registry))
         self.encoder = encoder
+        # Every embedding model a collection uses; the default is loaded, others on first use.
+        self.encoders = EncoderPool(
+            self.registry, encoder, self.load_encoder, verify=settings.verify_model
+        )
         self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
         self.db = Database(settings.database_path)
         self.collections = CollectionManager(
             self.db,
             settings.index_dir,
-            dimension=self.encoder.dimension,
+            dimension_of=self.dimension_of,
             exact_filter_threshold=settings.exact_filter_threshold,
         )
         self.collections.open_all()
+        self.query_log = QueryLog(self.db)
         self._reranker: Reranker | None = None
         self._reranker_lock = threading.Lock()
         self.search = SearchService(
             self.collections,
             self.query_encoder,
+            self.encoders,
             settings.max_query_chars,
             self.reranker,
             result_cache=ResultCache(settings.result_cache_size, settings.result_cache_ttl_seconds),
+            query_log=self.query_log.note,
         )
         self.ingest = IngestService(
             self.collections,
-            self.encoder,
+            self.encoders,
             max_batch_documents=settings.max_batch_documents,
             max_text_chars=settings.max_text_chars,
         )
+        self.reindex = ReindexService(self.collections, self.encoders, self.ingest)
         # Started only where something serves: the API's loader, not one-shot CLI commands.
         self.jobs = JobRunner(self.db, self.ingest)
+
+    def load_encoder(self, model: LocalModel) -> Encoder:
+        return Encoder(
+            model,
+            device=self.settings.device,
+            batch_size=self.settings.embed_batch_size,
+            threads=self.settings.torch_threads,
+        )
+
+    def dimension_of(self, model_id: str) -> int:
+        """A model's vector dimension: from its stored vectors when there are any, so opening
+        a collection does not load a model only to learn its size."""
+        if model_id == self.encoder.model_id:
+            return self.encoder.dimension
+        with self.db.read() as session:
+            stored = version_store.vector_dimension(session, model_id)
+        return stored if stored is not None else self.encoders.get(model_id).dimension
 
     @staticmethod
     def resolve_model(settings: Settings, registry: ModelRegistry | None = None) -> LocalModel:
@@ -116,6 +140,28 @@ class Appliance:
                 relevance=relevance,
             )
 
+    def warm(self, collection: str, queries: Sequence[str], options: SearchOptions) -> WarmReport:
+        """Search each query once so its answer is cached."""
+        return warm(self.search, ((collection, query, options) for query in queries))
+
+    def warm_from_log(self) -> WarmReport:
+        """Replay the most frequent recent searches (start-up warming)."""
+        top = self.settings.warm_top_queries
+        if top <= 0:
+            return WarmReport()
+        self.query_log.flush()
+        frequent = self.query_log.frequent(top, self.settings.warm_within_days)
+        report = warm(
+            self.search, ((q.collection, q.query, options_from(q.params)) for q in frequent)
+        )
+        log.info(
+            "cache warmed with %d frequent searches in %.1f s (%d failed)",
+            report.warmed,
+            report.seconds,
+            len(report.failed),
+        )
+        return report
+
     def create_collection(self, name: str, config: IndexConfig | None = None) -> None:
         self.collections.create(name, config or DEFAULT_INDEX, self.encoder.model_id)
 
@@ -142,5 +188,6 @@ class Appliance:
 
     def close(self) -> None:
         self.jobs.stop()
+        self.query_log.stop()
         self.collections.save_snapshots()
         self.db.close()

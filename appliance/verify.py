@@ -24,6 +24,7 @@ from appliance.index.base import IndexConfig
 from appliance.index.snapshots import load_snapshot
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
+from appliance.store import versions as version_store
 from appliance.store.database import Database
 from appliance.store.schema import DocumentRow, VectorRow
 
@@ -208,10 +209,15 @@ def verify(settings: Settings) -> VerifyReport:
     try:
         with db.read() as session:
             dim = _dimension(session)
+
+        def dimension_of(model_id: str) -> int:
+            with db.read() as session:
+                return version_store.vector_dimension(session, model_id) or dim
+
         manager = CollectionManager(
             db,
             settings.index_dir,
-            dimension=dim,
+            dimension_of=dimension_of,
             exact_filter_threshold=settings.exact_filter_threshold,
         )
         # As start-up does: each snapshot, caught up with the rows newer than it.
@@ -224,7 +230,7 @@ def verify(settings: Settings) -> VerifyReport:
                 check.documents = document_store.count_documents(session, live.id)
                 stored = document_store.vector_ids(session, live.id, live.model_id)
                 check.vectors = len(stored)
-                check.problems.extend(_check_store(session, live.id, live.model_id, dim))
+                check.problems.extend(_check_store(session, live.id, live.model_id, live.dimension))
                 issued = _vector_sequence(session)
                 generation = collection_store.collection_generation(session, live.id)
             with live.index_lock:
@@ -251,7 +257,7 @@ def verify(settings: Settings) -> VerifyReport:
                 # Where CollectionManager keeps a collection's snapshot.
                 settings.index_dir / f"collection-{live.id}",
                 live.config,
-                dim,
+                live.dimension,
                 live.model_id,
                 stored,
                 issued,

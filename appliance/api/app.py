@@ -28,6 +28,7 @@ from appliance.api.routes.collections import CollectionController
 from appliance.api.routes.documents import DocumentController, JobController
 from appliance.api.routes.health import HealthController
 from appliance.api.routes.search import SearchController
+from appliance.api.routes.versions import VersionController
 from appliance.api.state import ApplianceHolder
 from appliance.config import Settings
 from appliance.service import Appliance
@@ -66,6 +67,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             DocumentController,
             JobController,
             SearchController,
+            VersionController,
             PrometheusController,
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},

@@ -30,6 +30,8 @@ from appliance.errors import (
     ModelNotFound,
     NotReady,
     QueryNotFound,
+    ReindexConflict,
+    VersionNotFound,
 )
 from appliance.store.disk import STORAGE_FULL_DETAIL, StorageFull, is_disk_full
 
@@ -41,6 +43,8 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     DocumentNotFound: HTTP_404_NOT_FOUND,
     QueryNotFound: HTTP_404_NOT_FOUND,
     JobNotFound: HTTP_404_NOT_FOUND,
+    VersionNotFound: HTTP_404_NOT_FOUND,
+    ReindexConflict: HTTP_409_CONFLICT,
     CollectionExists: HTTP_409_CONFLICT,
     NotReady: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,

@@ -135,6 +135,8 @@ class SearchResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     # Send it back with relevance feedback on these results.
     query_id: str
     timings_ms: dict[str, float] | None = None
+    # True when answered from the result cache (omitted when false).
+    cached: bool = False
 
 
 class Health(msgspec.Struct):
@@ -173,3 +175,47 @@ class JobOut(msgspec.Struct, kw_only=True):
     detail: str
     created_at: str
     updated_at: str
+
+
+class ReindexIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # A registered embedding model (`appliance models list`).
+    model: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class VersionOut(msgspec.Struct, kw_only=True):
+    """One model's vectors for a collection: state is building, ready (can be switched to),
+    active (searched with), interrupted (run the reindex again to resume) or failed."""
+
+    model_id: str
+    state: str
+    active: bool
+    documents_total: int
+    documents_embedded: int
+    vectors: int
+    detail: str
+    created_at: str | None
+    activated_at: str | None
+
+
+class VersionList(msgspec.Struct):
+    versions: list[VersionOut]
+
+
+class WarmIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Searches to run once so their answers are cached (same limit/mode/filter for all)."""
+
+    queries: Annotated[
+        list[Annotated[str, Meta(min_length=1)]], Meta(min_length=1, max_length=10_000)
+    ]
+    limit: Limit = 10
+    filter: dict[str, Any] | None = None
+    mode: Literal["dense", "keyword", "hybrid"] | None = None
+
+
+class WarmOut(msgspec.Struct, kw_only=True):
+    queries: int
+    warmed: int
+    already_cached: int
+    # One line per query that could not be run, saying why.
+    failed: list[str]
+    seconds: float

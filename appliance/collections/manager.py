@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
 
 from appliance.embedding.chunking import DEFAULT_OVERLAP, ChunkingConfig
 from appliance.errors import CollectionNotFound
@@ -25,8 +27,9 @@ from appliance.index.registry import backend_for
 from appliance.index.snapshots import discard_snapshot, load_snapshot, save_snapshot
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
+from appliance.store import versions as version_store
 from appliance.store.database import Database
-from appliance.store.documents import WriteResult
+from appliance.store.documents import ConcurrentWrite, WriteResult
 from appliance.store.schema import CollectionRow
 
 log = logging.getLogger(__name__)
@@ -34,19 +37,41 @@ log = logging.getLogger(__name__)
 _CONTENT_OPTIONS = ("chunking", "chunk_tokens", "chunk_overlap")
 
 
+@dataclass(frozen=True)
+class ActiveVersion:
+    """The model a collection searches with and the index of that model's vectors. Replaced as
+    one object on a switch, so a search that took it never pairs one model's query vector
+    with another model's index."""
+
+    model_id: str
+    dimension: int
+    index: VectorIndex
+
+
 @dataclass
 class LiveCollection:
     id: int
     name: str
     config: IndexConfig
-    model_id: str
-    index: VectorIndex
+    active: ActiveVersion
     generation: int
     # Writers of one collection take turns (SQLite would serialise them anyway); the index
     # lock is held only while the index itself is read or changed, never while embedding.
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     index_lock: threading.RLock = field(default_factory=threading.RLock)
     dirty: bool = False
+
+    @property
+    def model_id(self) -> str:
+        return self.active.model_id
+
+    @property
+    def index(self) -> VectorIndex:
+        return self.active.index
+
+    @property
+    def dimension(self) -> int:
+        return self.active.dimension
 
     @property
     def chunking(self) -> ChunkingConfig:
@@ -60,11 +85,17 @@ class LiveCollection:
 
 class CollectionManager:
     def __init__(
-        self, db: Database, index_dir: Path, *, dimension: int, exact_filter_threshold: int
+        self,
+        db: Database,
+        index_dir: Path,
+        *,
+        dimension_of: Callable[[str], int],
+        exact_filter_threshold: int,
     ) -> None:
+        """`dimension_of(model_id)`: the dimension of a model's vectors."""
         self.db = db
         self.index_dir = index_dir
-        self.dimension = dimension
+        self.dimension_of = dimension_of
         self.exact_filter_threshold = exact_filter_threshold
         self._live: dict[str, LiveCollection] = {}
         self._lock = threading.Lock()
@@ -80,20 +111,18 @@ class CollectionManager:
         return self.index_dir / f"collection-{row_id}"
 
     def _open(self, row: CollectionRow) -> LiveCollection:
-        config = IndexConfig(
-            backend=row.index_backend, spec=row.index_spec, options=dict(row.index_options)
-        )
-        loaded = load_snapshot(self._snapshot_dir(row.id), config, self.dimension, row.model_id)
+        config = _config_of(row)
+        dimension = self.dimension_of(row.model_id)
+        loaded = load_snapshot(self._snapshot_dir(row.id), config, dimension, row.model_id)
         if loaded is None:
-            index = backend_for(config).create(config, self.dimension)
+            index = backend_for(config).create(config, dimension)
         else:
             index = loaded[0]
         live = LiveCollection(
             id=row.id,
             name=row.name,
             config=config,
-            model_id=row.model_id,
-            index=index,
+            active=ActiveVersion(row.model_id, dimension, index),
             generation=-1,
         )
         self.catch_up(live)
@@ -119,7 +148,8 @@ class CollectionManager:
         return sorted(self._live)
 
     def create(self, name: str, config: IndexConfig, model_id: str) -> LiveCollection:
-        backend_for(config).validate(config, self.dimension)
+        dimension = self.dimension_of(model_id)
+        backend_for(config).validate(config, dimension)
         with self._lock:
             with self.db.write() as session:
                 row = collection_store.create_collection(
@@ -134,8 +164,9 @@ class CollectionManager:
                 id=row.id,
                 name=name,
                 config=config,
-                model_id=model_id,
-                index=backend_for(config).create(config, self.dimension),
+                active=ActiveVersion(
+                    model_id, dimension, backend_for(config).create(config, dimension)
+                ),
                 generation=0,
                 dirty=True,
             )
@@ -144,30 +175,80 @@ class CollectionManager:
 
     def reconfigure(self, name: str, config: IndexConfig) -> LiveCollection:
         """Switch a collection to another index configuration, built from the stored vectors
-        (never re-embedded). Chunking options stay: the stored vectors were made with them."""
-        backend_for(config).validate(config, self.dimension)
+        (never re-embedded). Chunking options stay: the stored vectors were made with them.
+        The build runs while searches and writes go on against the current index; the new
+        one is caught up with the writes made meanwhile, then swapped in."""
         live = self.get(name)
+        backend_for(config).validate(config, live.dimension)
         kept = {k: v for k, v in live.config.options.items() if k in _CONTENT_OPTIONS}
         config = IndexConfig(
             backend=config.backend, spec=config.spec, options={**config.options, **kept}
         )
         if config == live.config:
             return live
-        index = backend_for(config).create(config, self.dimension)
+        active = live.active
+        index = self.build_index(live.id, active.model_id, active.dimension, config)
         with live.write_lock:
             with self.db.read() as session:
-                for ids, vectors in document_store.iter_all_vectors(
-                    session, live.id, live.model_id, self.dimension
-                ):
-                    index.add(ids, vectors)
+                self._sync(session, live.id, active.model_id, index, active.dimension)
             with self.db.write() as session:
                 row = collection_store.get_collection(session, name)
                 row.index_backend, row.index_spec = config.backend, config.spec
                 row.index_options = dict(config.options)
             with live.index_lock:
-                live.index, live.config, live.dirty = index, config, True
+                live.config, live.dirty = config, True
+                live.active = ActiveVersion(active.model_id, active.dimension, index)
         log.info("collection %s: index rebuilt as %s from stored vectors", name, config.label)
         return live
+
+    def build_index(
+        self, collection_id: int, model_id: str, dimension: int, config: IndexConfig
+    ) -> VectorIndex:
+        """A new index of a model's stored vectors; nothing live is locked while it builds."""
+        index = backend_for(config).create(config, dimension)
+        with self.db.read() as session:
+            for ids, vectors in document_store.iter_all_vectors(
+                session, collection_id, model_id, dimension
+            ):
+                index.add(ids, vectors)
+        return index
+
+    def switch_model(
+        self,
+        live: LiveCollection,
+        model_id: str,
+        dimension: int,
+        index: VectorIndex,
+        *,
+        complete: Callable[[], bool],
+    ) -> None:
+        """Make `model_id` the collection's search model, with `index` (built from its
+        vectors) caught up and swapped in atomically. `complete()` runs with the collection's
+        writers held off; it embeds what is still missing and says whether every document now
+        has a vector of the model (if another process wrote meanwhile, it is asked again)."""
+        with live.write_lock:
+            for _attempt in range(5):
+                if not complete():
+                    continue
+                with self.db.read() as session:
+                    self._sync(session, live.id, model_id, index, dimension)
+                with self.db.write() as session:
+                    if version_store.count_documents_without_vectors(session, live.id, model_id):
+                        continue  # another process added documents in between
+                    generation = version_store.activate(session, live.id, model_id)
+                break
+            else:
+                raise ConcurrentWrite(
+                    f"collection {live.name!r} kept changing while switching to {model_id}; "
+                    "run the reindex again when writes are quieter"
+                )
+            with live.index_lock:
+                live.active = ActiveVersion(model_id, dimension, index)
+                live.generation, live.dirty = generation - 1, True
+            # Writes another process made between the last sync and the switch.
+            self.catch_up(live)
+        self.save_snapshot(live)
+        log.info("collection %s: now searching with %s", live.name, model_id)
 
     def drop(self, name: str) -> None:
         with self._lock:
@@ -187,15 +268,31 @@ class CollectionManager:
         if live is None:
             live = self._discover(name)
         with self.db.read() as session:
-            try:
-                generation = collection_store.collection_generation(session, live.id)
-            except CollectionNotFound:
+            row = session.get(CollectionRow, live.id)
+            if row is None:
                 self._live.pop(name, None)
-                raise CollectionNotFound(f"collection {name!r} does not exist") from None
+                raise CollectionNotFound(f"collection {name!r} does not exist")
+            if row.model_id != live.model_id or _config_of(row) != live.config:
+                # Another process switched the model or rebuilt the index: load its result.
+                return self._reopen(live, row)
+            generation = row.generation
         if generation != live.generation:
             with live.write_lock:
                 self.catch_up(live)
         return live
+
+    def _reopen(self, live: LiveCollection, row: CollectionRow) -> LiveCollection:
+        with live.write_lock, self._lock:
+            with self.db.read() as session:
+                current = session.get(CollectionRow, live.id)
+            if current is None:
+                raise CollectionNotFound(f"collection {live.name!r} does not exist")
+            if current.model_id == live.model_id and _config_of(current) == live.config:
+                # This process made the change and has applied it meanwhile.
+                return live
+            fresh = self._open(current)
+            self._live[live.name] = fresh
+            return fresh
 
     def _discover(self, name: str) -> LiveCollection:
         """A collection another process created since start-up."""
@@ -213,28 +310,37 @@ class CollectionManager:
         """Bring the index to the store's state by id set difference. Idempotent."""
         with self.db.read() as session:
             generation = collection_store.collection_generation(session, live.id)
-            stored = document_store.vector_ids(session, live.id, live.model_id)
             with live.index_lock:
-                indexed = live.index.ids()
-            missing = np.setdiff1d(stored, indexed, assume_unique=True)
-            extra = np.setdiff1d(indexed, stored, assume_unique=True)
-            with live.index_lock:
-                if len(extra):
-                    live.index.remove(extra)
-                for start in range(0, len(missing), 50_000):
-                    ids, vectors = document_store.load_vectors(
-                        session, missing[start : start + 50_000], self.dimension
-                    )
-                    live.index.add(ids, vectors)
+                added, removed = self._sync(
+                    session, live.id, live.model_id, live.index, live.dimension
+                )
                 live.generation = generation
-                if len(missing) or len(extra):
+                if added or removed:
                     live.dirty = True
                     log.info(
                         "collection %s: index caught up with the store (+%d, -%d vectors)",
                         live.name,
-                        len(missing),
-                        len(extra),
+                        added,
+                        removed,
                     )
+
+    @staticmethod
+    def _sync(
+        session: Session, collection_id: int, model_id: str, index: VectorIndex, dimension: int
+    ) -> tuple[int, int]:
+        """Make `index` hold exactly the stored vectors of `model_id`: (added, removed)."""
+        stored = document_store.vector_ids(session, collection_id, model_id)
+        indexed = index.ids()
+        missing = np.setdiff1d(stored, indexed, assume_unique=True)
+        extra = np.setdiff1d(indexed, stored, assume_unique=True)
+        if len(extra):
+            index.remove(extra)
+        for start in range(0, len(missing), 50_000):
+            ids, vectors = document_store.load_vectors(
+                session, missing[start : start + 50_000], dimension
+            )
+            index.add(ids, vectors)
+        return len(missing), len(extra)
 
     def apply(self, live: LiveCollection, result: WriteResult) -> None:
         """Apply a committed write. Call with live.write_lock held."""
@@ -260,27 +366,36 @@ class CollectionManager:
         k: int,
         params: SearchParams,
         where: ColumnElement[bool] | None = None,
+        active: ActiveVersion | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, vector ids) for one query vector, restricted to documents matching
         `where`. Few matches are searched exactly over their stored vectors; more go through
-        the index with an id selector."""
+        the index with an id selector. `active`: the version the query vector was made for
+        (taken once per search, so a model switch never mixes the two)."""
+        active = active or live.active
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
         if where is None:
             with live.index_lock:
-                scores, ids = live.index.search(query, k, params)
+                scores, ids = active.index.search(query, k, params)
             return _valid(scores[0], ids[0])
         with self.db.read() as session:
-            allowed = document_store.vector_ids(session, live.id, live.model_id, where)
+            allowed = document_store.vector_ids(session, live.id, active.model_id, where)
             return filtered_search(
-                live.index,
+                active.index,
                 query[0],
                 k,
                 params,
                 allowed,
-                lambda ids: document_store.load_vectors(session, ids, self.dimension),
+                lambda ids: document_store.load_vectors(session, ids, active.dimension),
                 exact_threshold=self.exact_filter_threshold,
                 index_lock=live.index_lock,
             )
+
+
+def _config_of(row: CollectionRow) -> IndexConfig:
+    return IndexConfig(
+        backend=row.index_backend, spec=row.index_spec, options=dict(row.index_options)
+    )
 
 
 def _valid(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

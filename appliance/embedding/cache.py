@@ -21,7 +21,10 @@ class TextEncoder(Protocol):
 
 
 class CachedEncoder:
-    """Wraps an encoder; cached texts are not re-encoded. Misses are encoded in one batch."""
+    """Wraps an encoder; cached texts are not re-encoded. Misses are encoded in one batch.
+
+    One cache serves every model: keys carry the model fingerprint, so `encode(texts, other)`
+    caches another model's vectors beside the default's without ever mixing them."""
 
     def __init__(self, encoder: TextEncoder, maxsize: int) -> None:
         self.encoder = encoder
@@ -33,9 +36,10 @@ class CachedEncoder:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        fingerprint = self.encoder.fingerprint
-        out = np.empty((len(texts), self.encoder.dimension), dtype=np.float32)
+    def encode(self, texts: Sequence[str], encoder: TextEncoder | None = None) -> np.ndarray:
+        encoder = encoder or self.encoder
+        fingerprint = encoder.fingerprint
+        out = np.empty((len(texts), encoder.dimension), dtype=np.float32)
         missing: dict[str, list[int]] = {}
         with self._lock:
             for row, text in enumerate(texts):
@@ -48,7 +52,7 @@ class CachedEncoder:
             self.misses += len(missing)
         if missing:
             unique = list(missing)
-            vectors = self.encoder.encode(unique)
+            vectors = encoder.encode(unique)
             with self._lock:
                 for text, vector in zip(unique, vectors, strict=True):
                     # Copy so the cache never pins the whole batch array.

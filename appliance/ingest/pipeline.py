@@ -10,6 +10,7 @@ from typing import Any
 from appliance.collections.manager import CollectionManager
 from appliance.embedding.chunking import ChunkingConfig, chunk_spans
 from appliance.embedding.encoder import Encoder
+from appliance.embedding.pool import EncoderPool
 from appliance.errors import InvalidRequest
 from appliance.store import documents as document_store
 from appliance.store.documents import ConcurrentWrite, EmbeddedText, NewDocument, content_hash
@@ -36,13 +37,13 @@ class IngestService:
     def __init__(
         self,
         collections: CollectionManager,
-        encoder: Encoder,
+        encoders: EncoderPool,
         *,
         max_batch_documents: int,
         max_text_chars: int,
     ) -> None:
         self.collections = collections
-        self.encoder = encoder
+        self.encoders = encoders
         self.max_batch_documents = max_batch_documents
         self.max_text_chars = max_text_chars
 
@@ -77,13 +78,15 @@ class IngestService:
             checked.append(NewDocument(doc.id, doc.text, doc.metadata, content_hash(doc.text)))
         return checked
 
-    def embed(self, texts: Sequence[str], chunking: ChunkingConfig) -> list[EmbeddedText]:
+    def embed(
+        self, texts: Sequence[str], chunking: ChunkingConfig, encoder: Encoder
+    ) -> list[EmbeddedText]:
         """Split each text into chunks (one if it fits the model) and embed all in one batch."""
         if chunking.enabled:
-            max_tokens = chunking.max_tokens or self.encoder.max_chunk_tokens
+            max_tokens = chunking.max_tokens or encoder.max_chunk_tokens
             spans = [
                 chunk_spans(len(text), offsets, max_tokens, chunking.overlap)
-                for text, offsets in zip(texts, self.encoder.token_offsets(texts), strict=True)
+                for text, offsets in zip(texts, encoder.token_offsets(texts), strict=True)
             ]
         else:
             spans = [[(0, len(text))] for text in texts]
@@ -92,7 +95,7 @@ class IngestService:
             for text, text_spans in zip(texts, spans, strict=True)
             for start, end in text_spans
         ]
-        vectors = self.encoder.encode(pieces)
+        vectors = encoder.encode(pieces)
         out = []
         row = 0
         for text_spans in spans:
@@ -106,9 +109,11 @@ class IngestService:
         live = self.collections.get(collection)
         db = self.collections.db
         for attempt in range(_WRITE_ATTEMPTS):
+            model_id = live.model_id
+            encoder = self.encoders.get(model_id)
             with db.read() as session:
                 existing = document_store.existing_documents(
-                    session, live.id, live.model_id, [doc.external_id for doc in checked]
+                    session, live.id, model_id, [doc.external_id for doc in checked]
                 )
             to_embed = [
                 doc
@@ -117,13 +122,15 @@ class IngestService:
                 or existing[doc.external_id].content_hash != doc.content_hash
                 or not existing[doc.external_id].has_vectors
             ]
-            embedded = self.embed([doc.text for doc in to_embed], live.chunking)
+            embedded = self.embed([doc.text for doc in to_embed], live.chunking, encoder)
             by_id = dict(zip((doc.external_id for doc in to_embed), embedded, strict=True))
             try:
                 with live.write_lock:
+                    if live.model_id != model_id:
+                        raise ConcurrentWrite("the collection switched models while embedding")
                     with db.write() as session:
                         result = document_store.upsert_documents(
-                            session, live.id, live.model_id, checked, by_id
+                            session, live.id, model_id, checked, by_id
                         )
                     self.collections.apply(live, result)
             except ConcurrentWrite:

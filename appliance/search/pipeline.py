@@ -3,6 +3,7 @@ filters, fuse, rescore compressed candidates, rerank, format."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -11,8 +12,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from appliance.collections.manager import CollectionManager, LiveCollection
+from appliance.collections.manager import ActiveVersion, CollectionManager, LiveCollection
 from appliance.embedding.cache import CachedEncoder
+from appliance.embedding.pool import EncoderPool
 from appliance.errors import InvalidRequest
 from appliance.index.base import SearchParams
 from appliance.search.cache import RecentQueries, ResultCache, ServedQuery, result_key
@@ -101,17 +103,22 @@ class SearchService:
         self,
         collections: CollectionManager,
         query_encoder: CachedEncoder,
+        encoders: EncoderPool,
         max_query_chars: int,
         reranker: Callable[[], Reranker | None] = lambda: None,
         result_cache: ResultCache[SearchOutcome] | None = None,
         recent_queries: int = 10_000,
+        query_log: Callable[[int, str, str], None] | None = None,
     ) -> None:
         self.collections = collections
         self.query_encoder = query_encoder
+        self.encoders = encoders
         self.max_query_chars = max_query_chars
         self.reranker = reranker
         self.result_cache: ResultCache[SearchOutcome] = result_cache or ResultCache(0, 0)
         self.recent = RecentQueries(recent_queries)
+        # Counts each search for start-up cache warming: (collection id, query, params).
+        self.query_log = query_log
 
     def search(
         self,
@@ -122,7 +129,9 @@ class SearchService:
         filter: dict[str, Any] | None = None,
         params: SearchParams | None = None,
         options: SearchOptions | None = None,
+        log_query: bool = True,
     ) -> SearchOutcome:
+        """`log_query=False`: not counted for warming (warming itself)."""
         if options is None:
             options = SearchOptions(limit=limit, filter=filter, params=params)
         started = time.perf_counter()
@@ -148,6 +157,8 @@ class SearchService:
                 "--name NAME --kind cross-encoder` and set APPLIANCE_RERANK_MODEL=NAME"
             )
         lap("preprocess")
+        if log_query and self.query_log is not None:
+            self.query_log(live.id, text, replayable_params(options, mode))
         key = result_key(collection, live.generation, text, replace(options, mode=mode))
         cached = self.result_cache.get(key)
         if cached is not None:
@@ -169,9 +180,12 @@ class SearchService:
         dense: list[tuple[int, _Candidate]] = []
         keyword: list[tuple[int, _Candidate]] = []
         if mode in ("dense", "hybrid"):
-            vector = self.query_encoder.encode([text])[0]
+            # One version for the whole search: a model switch meanwhile cannot mix the two.
+            active = live.active
+            encoder = self.encoders.get(active.model_id)
+            vector = self.query_encoder.encode([text], encoder)[0]
             lap("embed")
-            dense = self._dense(live, vector, wanted, options.params, where)
+            dense = self._dense(live, active, vector, wanted, options.params, where)
             lap("retrieve")
         if mode in ("keyword", "hybrid"):
             with self.collections.db.read() as session:
@@ -220,6 +234,7 @@ class SearchService:
     def _dense(
         self,
         live: LiveCollection,
+        active: ActiveVersion,
         vector: np.ndarray,
         wanted: int,
         params: SearchParams | None,
@@ -233,9 +248,9 @@ class SearchService:
         if live.chunking.enabled:
             fetch *= 2
         while True:
-            scores, ids = self.collections.search(live, vector, fetch, params, where)
+            scores, ids = self.collections.search(live, vector, fetch, params, where, active)
             if rescore and len(ids):
-                scores, ids = self._rescore(vector, ids)
+                scores, ids = self._rescore(vector, ids, active.dimension)
             with self.collections.db.read() as session:
                 chunks = document_store.chunks_by_vector_ids(session, ids.tolist())
             best: dict[int, _Candidate] = {}
@@ -245,16 +260,16 @@ class SearchService:
                     continue
                 chunk = ChunkRef(hit.chunk_index, hit.char_start, hit.char_end)
                 best[hit.document_id] = _Candidate(float(score), chunk)
-            exhausted = len(ids) < fetch or fetch >= len(live.index)
+            exhausted = len(ids) < fetch or fetch >= len(active.index)
             if len(best) >= wanted or exhausted:
                 return list(best.items())[:wanted]
             fetch *= 2
 
-    def _rescore(self, vector: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _rescore(
+        self, vector: np.ndarray, ids: np.ndarray, dimension: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         with self.collections.db.read() as session:
-            exact_ids, exact = document_store.load_vectors(
-                session, ids.tolist(), self.collections.dimension
-            )
+            exact_ids, exact = document_store.load_vectors(session, ids.tolist(), dimension)
         scores = exact @ vector
         order = np.argsort(-scores, kind="stable")
         return scores[order], exact_ids[order]
@@ -315,6 +330,13 @@ class SearchService:
             # A document deleted between retrieval and formatting is simply not shown.
             if doc_id in documents
         ]
+
+
+def replayable_params(options: SearchOptions, mode: str) -> str:
+    """The parameters cache warming repeats, canonically: limit, mode and filter."""
+    return json.dumps(
+        {"filter": options.filter, "limit": options.limit, "mode": mode}, sort_keys=True
+    )
 
 
 def _is_compressed(live: LiveCollection) -> bool:

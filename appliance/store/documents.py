@@ -171,6 +171,20 @@ def upsert_documents(
         )
         result.removed_ids.extend(stale_ids)
         session.execute(delete(VectorRow).where(VectorRow.id.in_(stale_ids)))
+    # Other models' vectors of a changed text are stale too: an embedding version being built
+    # (or kept for rollback) must embed the new text, never serve the old one.
+    changed_docs = [
+        existing[doc.external_id].id
+        for doc in documents
+        if doc.external_id in existing
+        and existing[doc.external_id].content_hash != doc.content_hash
+    ]
+    for chunk in _chunks(changed_docs):
+        session.execute(
+            delete(VectorRow).where(
+                VectorRow.document_id.in_(chunk), VectorRow.model_id != model_id
+            )
+        )
     rows = [
         {
             "document_id": doc_ids[ext],

@@ -81,6 +81,44 @@ class VectorRow(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class EmbeddingVersionRow(Base):
+    """One model's vector set for a collection: being built, ready to switch to, or active.
+
+    A collection searches with exactly one version (its `model_id`); the others keep their
+    vectors so a switch can be rolled back without re-embedding what did not change.
+    """
+
+    __tablename__ = "embedding_versions"
+    __table_args__ = (UniqueConstraint("collection_id", "model_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(String(256))
+    # building | ready | active | interrupted | failed
+    state: Mapped[str] = mapped_column(String(16), default="building")
+    documents_total: Mapped[int] = mapped_column(default=0)
+    documents_embedded: Mapped[int] = mapped_column(default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class QueryLogRow(Base):
+    """How often a search was asked recently: what start-up cache warming replays."""
+
+    __tablename__ = "query_log"
+    __table_args__ = (UniqueConstraint("collection_id", "query", "params"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    query: Mapped[str] = mapped_column(Text)
+    # Canonical JSON of the replayable parameters: {"filter", "limit", "mode"}.
+    params: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(default=0)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class FeedbackRow(Base):
     """A user's relevance judgment of one result of one served search."""
 

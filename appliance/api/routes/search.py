@@ -20,6 +20,8 @@ from appliance.api.schemas import (
     SearchHitOut,
     SearchRequest,
     SearchResponse,
+    WarmIn,
+    WarmOut,
 )
 from appliance.index.base import SearchParams
 from appliance.search.pipeline import SearchOptions
@@ -51,6 +53,7 @@ def run_search(
         mode=outcome.mode,
         query_id=outcome.query_id,
         timings_ms={k: round(v, 3) for k, v in outcome.timings_ms.items()} if timings else None,
+        cached=outcome.cached,
     )
 
 
@@ -87,6 +90,24 @@ class SearchController(Controller):
         options = SearchOptions(limit=data.limit, filter=data.filters)
         return run_search(
             appliance, appliance.settings.default_collection, data.query, options, False
+        )
+
+    @post("/collections/{name:str}/warm", status_code=200, sync_to_thread=True)
+    def warm_cache(
+        self, name: FromPath[str], data: JSONBody[WarmIn], appliance: NamedDependency[Appliance]
+    ) -> WarmOut:
+        """Run each query once so the answers (and query embeddings) are cached; a search
+        later with the same query, limit, mode and filter is answered from the cache."""
+        appliance.collections.get(name)  # 404 before any work for an unknown collection
+        report = appliance.warm(
+            name, data.queries, SearchOptions(limit=data.limit, filter=data.filter, mode=data.mode)
+        )
+        return WarmOut(
+            queries=report.queries,
+            warmed=report.warmed,
+            already_cached=report.already_cached,
+            failed=report.failed,
+            seconds=round(report.seconds, 3),
         )
 
     @post("/collections/{name:str}/feedback", status_code=201, sync_to_thread=True)

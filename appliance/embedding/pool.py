@@ -1,0 +1,69 @@
+"""Loaded embedding models by model id: the default one, and others on first use.
+
+A collection records the model id (`name@fingerprint`) its vectors were made with; queries and
+writes of that collection must use the same model, so they ask the pool for it. Models other
+than the default are loaded from the registry only when a collection needs them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from appliance.embedding.encoder import Encoder
+from appliance.errors import ModelIntegrityError, ModelNotFound
+from appliance.models.registry import LocalModel, ModelRegistry
+
+
+class EncoderPool:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        default: Encoder,
+        load: Callable[[LocalModel], Encoder],
+        *,
+        verify: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.default = default
+        self._load = load
+        self._verify = verify
+        self._encoders: dict[str, Encoder] = {default.model_id: default}
+        self._lock = threading.Lock()
+
+    def loaded(self) -> list[Encoder]:
+        return list(self._encoders.values())
+
+    def get(self, model_id: str) -> Encoder:
+        """The encoder whose vectors carry `model_id`; loaded once, then shared."""
+        encoder = self._encoders.get(model_id)
+        if encoder is not None:
+            return encoder
+        name, _, fingerprint = model_id.rpartition("@")
+        with self._lock:
+            if model_id in self._encoders:
+                return self._encoders[model_id]
+            model = self.resolve(name)
+            if model.fingerprint != fingerprint:
+                raise ModelIntegrityError(
+                    f"vectors were made by {model_id}, but model {name!r} now has files with "
+                    f"fingerprint {model.fingerprint}: restore the original files, or reindex "
+                    f"the collection with `appliance reindex --collection C --model {name}`"
+                )
+            encoder = self._load(model)
+            self._encoders[model_id] = encoder
+            return encoder
+
+    def resolve(self, name: str) -> LocalModel:
+        """A registered embedding model by name. Collections only use registered models, so a
+        restart finds the same files again."""
+        if self.registry.get(name) is None:
+            known = ", ".join(r.name for r in self.registry.records() if r.kind == "embedding")
+            raise ModelNotFound(
+                f"embedding model {name!r} is not registered (registered: {known or 'none'}); "
+                "add it with `appliance models import DIR --name NAME`"
+            )
+        return self.registry.resolve(name, verify=self._verify, kind="embedding")
+
+    def by_name(self, name: str) -> Encoder:
+        return self.get(self.resolve(name).model_id)
