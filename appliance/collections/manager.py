@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from appliance.embedding.chunking import DEFAULT_OVERLAP, ChunkingConfig
@@ -60,6 +60,8 @@ class LiveCollection:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     index_lock: threading.RLock = field(default_factory=threading.RLock)
     dirty: bool = False
+    # The store's data_version when this collection was last compared with it.
+    checked_version: int = -1
 
     @property
     def model_id(self) -> str:
@@ -267,21 +269,36 @@ class CollectionManager:
         live = self._live.get(name)
         if live is None:
             live = self._discover(name)
+        # Nothing committed anywhere since the last look: nothing to compare (the common case
+        # of a read-mostly server; saves a query per search).
+        version = self.db.data_version()
+        if version == live.checked_version:
+            return live
         with self.db.read() as session:
-            row = session.get(CollectionRow, live.id)
-            if row is None:
-                self._live.pop(name, None)
-                raise CollectionNotFound(f"collection {name!r} does not exist")
-            if row.model_id != live.model_id or _config_of(row) != live.config:
-                # Another process switched the model or rebuilt the index: load its result.
-                return self._reopen(live, row)
-            generation = row.generation
+            row = session.execute(
+                select(
+                    CollectionRow.generation,
+                    CollectionRow.model_id,
+                    CollectionRow.index_backend,
+                    CollectionRow.index_spec,
+                    CollectionRow.index_options,
+                ).where(CollectionRow.id == live.id)
+            ).first()
+        if row is None:
+            self._live.pop(name, None)
+            raise CollectionNotFound(f"collection {name!r} does not exist")
+        generation, model_id, backend, spec, options = row
+        config = IndexConfig(backend=backend, spec=spec, options=dict(options))
+        if model_id != live.model_id or config != live.config:
+            # Another process switched the model or rebuilt the index: load its result.
+            return self._reopen(live)
         if generation != live.generation:
             with live.write_lock:
                 self.catch_up(live)
+        live.checked_version = version
         return live
 
-    def _reopen(self, live: LiveCollection, row: CollectionRow) -> LiveCollection:
+    def _reopen(self, live: LiveCollection) -> LiveCollection:
         with live.write_lock, self._lock:
             with self.db.read() as session:
                 current = session.get(CollectionRow, live.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +56,16 @@ class Database:
             create_keyword_index(connection)
         self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._probe = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._probe_lock = threading.Lock()
+
+    def data_version(self) -> int:
+        """SQLite's `PRAGMA data_version` on a connection kept for it: it changes whenever any
+        other connection, in this process or another, commits. A few microseconds, no
+        transaction: lets a reader skip re-reading state that cannot have changed."""
+        with self._probe_lock:
+            row = self._probe.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -67,5 +79,7 @@ class Database:
             yield session
 
     def close(self) -> None:
+        with self._probe_lock:
+            self._probe.close()
         self._read_engine.dispose()
         self._write_engine.dispose()
