@@ -264,6 +264,10 @@ class CollectionManager:
         """The live collection as this process last saw it, without asking the store."""
         return self._live.get(name)
 
+    def unchanged(self, live: LiveCollection) -> bool:
+        """Nothing was committed anywhere since `live` was last compared with the store."""
+        return self.db.data_version() == live.checked_version
+
     def get(self, name: str) -> LiveCollection:
         """The live collection, caught up with writes other processes made to the store."""
         live = self._live.get(name)

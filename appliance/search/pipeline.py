@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -92,6 +92,15 @@ class SearchOutcome:
     cached: bool = False
 
 
+@dataclass(frozen=True)
+class _Request:
+    where: Any
+    text: str
+    live: LiveCollection
+    mode: Mode
+    key: Hashable
+
+
 @dataclass
 class _Candidate:
     score: float
@@ -144,12 +153,8 @@ class SearchService:
             timings[stage] = (now - mark) * 1000
             mark = now
 
-        where = compile_filter(options.filter)
-        text = normalize_query(query, self.max_query_chars)
-        live = self.collections.get(collection)
-        mode = options.mode or live.config.options.get("mode", DEFAULT_MODE)
-        if mode not in MODES:
-            raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        request = self._prepare(collection, query, options, self.collections.get(collection))
+        where, text, live, mode = request.where, request.text, request.live, request.mode
         reranker = self.reranker() if options.rerank else None
         if options.rerank and reranker is None:
             raise InvalidRequest(
@@ -159,7 +164,7 @@ class SearchService:
         lap("preprocess")
         if log_query and self.query_log is not None:
             self.query_log(live.id, text, replayable_params(options, mode))
-        key = result_key(collection, live.generation, text, replace(options, mode=mode))
+        key = request.key
         cached = self.result_cache.get(key)
         if cached is not None:
             lap("cache")
@@ -222,6 +227,41 @@ class SearchService:
         )
         self.result_cache.put(key, outcome)
         return self._served(collection, text, outcome)
+
+    def lookup(self, collection: str, query: str, options: SearchOptions) -> SearchOutcome | None:
+        """The cached answer, if there is one and nothing was committed since the collection
+        was last compared with the store; else None (call `search`). Never reads the store,
+        so it may run on an event loop."""
+        live = self.collections.peek(collection)
+        if live is None or not self.collections.unchanged(live):
+            return None
+        started = time.perf_counter()
+        try:
+            request = self._prepare(collection, query, options, live)
+        except InvalidRequest:
+            return None  # `search` raises it with the full story
+        cached = self.result_cache.get(request.key)
+        if cached is None:
+            return None
+        if self.query_log is not None:
+            self.query_log(live.id, request.text, replayable_params(options, request.mode))
+        took_ms = (time.perf_counter() - started) * 1000
+        return self._served(
+            collection,
+            request.text,
+            replace(cached, took_ms=took_ms, timings_ms={"cache": took_ms}, cached=True),
+        )
+
+    def _prepare(
+        self, collection: str, query: str, options: SearchOptions, live: LiveCollection
+    ) -> _Request:
+        where = compile_filter(options.filter)
+        text = normalize_query(query, self.max_query_chars)
+        mode = options.mode or live.config.options.get("mode", DEFAULT_MODE)
+        if mode not in MODES:
+            raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        key = result_key(collection, live.generation, text, replace(options, mode=mode))
+        return _Request(where=where, text=text, live=live, mode=mode, key=key)
 
     def _served(self, collection: str, text: str, outcome: SearchOutcome) -> SearchOutcome:
         query_id = uuid.uuid4().hex

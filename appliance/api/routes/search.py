@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+import anyio.to_thread
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
@@ -28,10 +31,16 @@ from appliance.search.pipeline import SearchOptions
 from appliance.service import Appliance
 
 
-def run_search(
+async def run_search(
     appliance: Appliance, collection: str, query: str, options: SearchOptions, timings: bool
 ) -> SearchResponse:
-    outcome = appliance.search.search(collection, query, options=options)
+    # A cached answer is returned on the event loop (no store read, no thread hop); anything
+    # else runs in a worker thread.
+    outcome = appliance.search.lookup(collection, query, options)
+    if outcome is None:
+        outcome = await anyio.to_thread.run_sync(
+            partial(appliance.search.search, collection, query, options=options)
+        )
     SEARCH_REQUESTS.labels(collection=collection).inc()
     SEARCH_LATENCY.labels(collection=collection).observe(outcome.took_ms / 1000)
     for stage, ms in outcome.timings_ms.items():
@@ -60,8 +69,8 @@ def run_search(
 class SearchController(Controller):
     tags = ["search"]
 
-    @post("/collections/{name:str}/search", status_code=200, sync_to_thread=True)
-    def search_collection(
+    @post("/collections/{name:str}/search", status_code=200)
+    async def search_collection(
         self,
         name: FromPath[str],
         data: JSONBody[SearchRequest],
@@ -81,14 +90,14 @@ class SearchController(Controller):
             rerank=data.rerank,
             rerank_top_n=data.rerank_top_n,
         )
-        return run_search(appliance, name, data.query, options, data.timings)
+        return await run_search(appliance, name, data.query, options, data.timings)
 
-    @post("/search", status_code=200, sync_to_thread=True)
-    def search_default(
+    @post("/search", status_code=200)
+    async def search_default(
         self, data: JSONBody[DefaultSearchRequest], appliance: NamedDependency[Appliance]
     ) -> SearchResponse:
         options = SearchOptions(limit=data.limit, filter=data.filters)
-        return run_search(
+        return await run_search(
             appliance, appliance.settings.default_collection, data.query, options, False
         )
 
