@@ -46,13 +46,16 @@ def required_scope(method: str, path: str) -> str:
 
 
 class KeyRing:
-    """Reads the active keys from the store on each request, so a key created or revoked by
-    the CLI beside a running server counts at once. One indexed query; no write."""
+    """The active keys, re-read from the store whenever anything was committed since the last
+    read (SQLite's data_version), so a key created or revoked by the CLI beside a running
+    server counts at its next request; otherwise no query at all."""
 
     def __init__(self, database_path: Path) -> None:
         self.database_path = database_path
         self._db: Database | None = None
         self._lock = threading.Lock()
+        self._keys: dict[str, ActiveKey] = {}
+        self._read_at_version = -1
 
     def _database(self) -> Database:
         with self._lock:
@@ -61,8 +64,14 @@ class KeyRing:
             return self._db
 
     def active(self) -> dict[str, ActiveKey]:
-        with self._database().read() as session:
-            return key_store.active_keys(session)
+        db = self._database()
+        version = db.data_version()
+        if version != self._read_at_version:
+            with db.read() as session:
+                keys = key_store.active_keys(session)
+            # The version taken before the read: a commit after it is seen next time.
+            self._keys, self._read_at_version = keys, version
+        return self._keys
 
     def close(self) -> None:
         with self._lock:

@@ -41,7 +41,8 @@ def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
         if limit <= 0:
             continue
 
-        def applies(request: Request[Any, Any, Any], tier: str = tier) -> bool:
+        # Async: Litestar runs a sync handler in a worker thread, one hop per tier per request.
+        async def applies(request: Request[Any, Any, Any], tier: str = tier) -> bool:
             return tier_of(request) == tier
 
         config = RateLimitConfig(

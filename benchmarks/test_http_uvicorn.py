@@ -1,0 +1,201 @@
+"""End-to-end search through a real server: `appliance serve` (uvicorn) on loopback, driven by
+a keep-alive HTTP client, against its parts measured raw in the same run: query embedding
+(`SentenceTransformer.encode`, the server's torch thread setting) + ANN (raw hnswlib on the
+same stored vectors) + an empty Litestar route served by uvicorn the same way.
+
+Targets (issue 4): search p50 <= 1.2x that baseline; a cached query <= 1.5 ms p50 through HTTP.
+The dense row does the baseline's work; the hybrid row (the default mode) adds BM25 + fusion.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from appliance.config import load_settings
+from appliance.embedding.encoder import Encoder
+from appliance.ingest.pipeline import DocumentInput
+from appliance.service import Appliance
+
+DOCUMENTS = 300
+ROUNDS = 60
+
+EMPTY_APP = textwrap.dedent(
+    """
+    import sys
+    from typing import Any
+    import uvicorn
+    from litestar import Litestar, post
+    from litestar.params import JSONBody
+
+    @post("/empty", status_code=200, sync_to_thread=False)
+    def empty(data: JSONBody[dict[str, Any]]) -> dict[str, Any]:
+        return {}
+
+    uvicorn.run(Litestar(route_handlers=[empty]), host="127.0.0.1", port=int(sys.argv[1]),
+                log_level="warning")
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+@pytest.fixture(scope="module")
+def servers(
+    encoder: Encoder, sample_documents: list[DocumentInput], tmp_path_factory: Any
+) -> Iterator[tuple[httpx.Client, httpx.Client, Appliance]]:
+    data_dir = tmp_path_factory.mktemp("uvicorn")
+    settings = load_settings(Path("/nonexistent.toml"), data_dir=str(data_dir), load_sample=False)
+    writer = Appliance(settings, encoder=encoder)
+    writer.ensure_collection(settings.default_collection)
+    for start in range(0, DOCUMENTS, 100):
+        writer.ingest.upsert(settings.default_collection, sample_documents[start : start + 100])
+    writer.close()
+    port, empty_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "APPLIANCE_LOAD_SAMPLE": "false",
+        "APPLIANCE_LOG_LEVEL": "WARNING",
+        "APPLIANCE_WARM_TOP_QUERIES": "0",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "serve", "--port", str(port), "--data-dir"]
+        + [str(data_dir)],
+        env=env,
+    )
+    empty = subprocess.Popen([sys.executable, "-c", EMPTY_APP, str(empty_port)], env=env)
+    _wait_for(f"http://127.0.0.1:{port}/ready", server)
+    reader = Appliance(settings, encoder=encoder)  # the same stored vectors, for raw ANN
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client,
+        httpx.Client(base_url=f"http://127.0.0.1:{empty_port}", timeout=30) as empty_client,
+    ):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the empty app is up once it accepts a POST
+            try:
+                empty_client.post("/empty", json={})
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield client, empty_client, reader
+    for process in (server, empty):
+        process.terminate()
+        process.wait(timeout=60)
+    reader.db.close()
+
+
+def _fresh_queries(
+    documents: list[DocumentInput], prefix: str
+) -> Callable[[], tuple[tuple[str], dict]]:
+    # Never the same text twice, across roles too: the server's embedding cache must miss.
+    counter = itertools.count()
+    words = [doc.id.replace(".", " ").replace("_", " ") for doc in documents]
+
+    def next_query() -> tuple[tuple[str], dict]:
+        n = next(counter)
+        return (f"{words[n % len(words)]} {prefix} {n}",), {}
+
+    return next_query
+
+
+@pytest.mark.parametrize("role", ["baseline", "dense", "hybrid"])
+def test_uvicorn_search_fresh_query(
+    benchmark: Any,
+    report: Any,
+    servers: tuple[httpx.Client, httpx.Client, Appliance],
+    sample_documents: list[DocumentInput],
+    role: str,
+) -> None:
+    client, empty, reader = servers
+    benchmark.group = "uvicorn search, fresh query"
+    if role == "baseline":
+        live = reader.collections.get(reader.settings.default_collection)
+        raw_index = live.index._index  # type: ignore[attr-defined]
+        raw_index.set_ef(128)
+        st = reader.encoder._st
+
+        def run(query: str) -> None:
+            vector = st.encode([query], normalize_embeddings=True, show_progress_bar=False)
+            raw_index.knn_query(np.asarray(vector, dtype=np.float32), k=10, num_threads=1)
+            assert empty.post("/empty", json={"query": query, "limit": 10}).status_code == 200
+    else:
+        path = f"/collections/{reader.settings.default_collection}/search"
+
+        def run(query: str) -> None:
+            body = {"query": query, "limit": 10, "mode": role}
+            assert client.post(path, json=body).status_code == 200
+
+    benchmark.pedantic(
+        run, setup=_fresh_queries(sample_documents, role), rounds=ROUNDS, warmup_rounds=5
+    )
+    if role == "baseline":
+        for name in ("uvicorn search p50, dense", "uvicorn search p50, hybrid"):
+            report.pair(benchmark, name, "baseline", kind="latency", target=1.2)
+    else:
+        report.pair(
+            benchmark, f"uvicorn search p50, {role}", "appliance", kind="latency", target=1.2
+        )
+
+
+@pytest.mark.parametrize("role", ["empty route", "cached query"])
+def test_uvicorn_cached_query(
+    benchmark: Any, report: Any, servers: tuple[httpx.Client, httpx.Client, Appliance], role: str
+) -> None:
+    client, empty, _ = servers
+    body = {"query": "parse a JSON document", "limit": 10}
+    benchmark.group = "uvicorn, cached query"
+    if role == "cached query":
+
+        def run() -> None:
+            assert client.post("/search", json=body).status_code == 200
+
+        benchmark.pedantic(run, rounds=ROUNDS * 3, warmup_rounds=5)
+        report.absolute(benchmark, "uvicorn search p50 (cached query)", budget_s=0.0015)
+        report.pair(
+            benchmark,
+            "uvicorn cached query vs empty route",
+            "appliance",
+            kind="latency",
+            target=None,
+        )
+    else:
+        benchmark.pedantic(
+            lambda: empty.post("/empty", json=body), rounds=ROUNDS * 3, warmup_rounds=5
+        )
+        report.pair(
+            benchmark,
+            "uvicorn cached query vs empty route",
+            "baseline",
+            kind="latency",
+            target=None,
+        )
