@@ -88,11 +88,8 @@ def servers(
         "APPLIANCE_LOG_LEVEL": "WARNING",
         "APPLIANCE_WARM_TOP_QUERIES": "0",
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "appliance.cli", "serve", "--port", str(port), "--data-dir"]
-        + [str(data_dir)],
-        env=env,
-    )
+    command = [sys.executable, "-m", "appliance.cli", "serve", "--port", str(port)]
+    server = subprocess.Popen([*command, "--data-dir", str(data_dir)], env=env)
     empty = subprocess.Popen([sys.executable, "-c", EMPTY_APP, str(empty_port)], env=env)
     _wait_for(f"http://127.0.0.1:{port}/ready", server)
     reader = Appliance(settings, encoder=encoder)  # the same stored vectors, for raw ANN
