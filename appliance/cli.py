@@ -200,23 +200,28 @@ def models() -> None:
     """The registry of installed models."""
 
 
-@models.command("list")
-def models_list() -> None:
-    """List registered models."""
+def _registry(ctx: click.Context) -> Any:
     from appliance.models.registry import ModelRegistry
 
-    for record in ModelRegistry().records():
+    path = _settings(ctx).registry_path
+    return ModelRegistry(path) if path else ModelRegistry()
+
+
+@models.command("list")
+@click.pass_context
+def models_list(ctx: click.Context) -> None:
+    """List registered models."""
+    for record in _registry(ctx).records():
         click.echo(f"{record.name}\t{record.kind}\t{record.dimension}\t{record.path}")
 
 
 @models.command("verify")
 @click.argument("name")
-def models_verify(name: str) -> None:
+@click.pass_context
+def models_verify(ctx: click.Context, name: str) -> None:
     """Check a registered model's files against their recorded sha256."""
-    from appliance.models.registry import ModelRegistry
-
     try:
-        model = ModelRegistry().resolve(name, verify=True)
+        model = _registry(ctx).resolve(name, verify=True)
     except ApplianceError as exc:
         _fail(exc)
     click.echo(f"ok: {model.model_id} at {model.directory}")
@@ -226,12 +231,11 @@ def models_verify(name: str) -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", required=True, help="Name to register the model under.")
 @click.option("--kind", type=click.Choice(["embedding", "cross-encoder"]), default="embedding")
-def models_import(directory: Path, name: str, kind: str) -> None:
+@click.pass_context
+def models_import(ctx: click.Context, directory: Path, name: str, kind: str) -> None:
     """Register a local model directory: verify it is complete and record its sha256."""
-    from appliance.models.registry import ModelRegistry
-
     try:
-        record = ModelRegistry().import_model(directory, name, kind=kind)  # type: ignore[arg-type]
+        record = _registry(ctx).import_model(directory, name, kind=kind)
     except ApplianceError as exc:
         _fail(exc)
     click.echo(f"registered {record.name}: {len(record.files)} files at {record.path}")

@@ -23,6 +23,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # A name from the model registry (models/registry.json) or a path to a local
     # sentence-transformers directory.
     model: str = "all-MiniLM-L6-v2"
+    # The model registry file; "" = the project's models/registry.json. Point it at a
+    # writable file (e.g. in the data dir, starting from a copy of the bundled one) where the
+    # project directory is read-only, as in the container.
+    model_registry: str = ""
     # Cross-encoder for `rerank: true`: a registered name or a local directory; "" = none.
     rerank_model: str = ""
     # Verify the sha256 of registered model files before loading them.
@@ -75,6 +79,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_anonymous: int = 6_000
     # On SIGTERM, seconds to let in-flight requests finish before index snapshots are saved.
     shutdown_grace_seconds: float = 30.0
+
+    @property
+    def registry_path(self) -> Path | None:
+        return Path(self.model_registry) if self.model_registry else None
 
     @property
     def data_path(self) -> Path:

@@ -44,7 +44,7 @@ class Appliance:
     ) -> None:
         """`encoder` lets several appliances (tests, tools) share one loaded model."""
         self.settings = settings
-        self.registry = registry or ModelRegistry()
+        self.registry = registry or self.registry_for(settings)
         if encoder is None:
             encoder = self.load_encoder(self.resolve_model(settings, self.registry))
         self.encoder = encoder
@@ -102,7 +102,14 @@ class Appliance:
 
     @staticmethod
     def resolve_model(settings: Settings, registry: ModelRegistry | None = None) -> LocalModel:
-        return (registry or ModelRegistry()).resolve(settings.model, verify=settings.verify_model)
+        return (registry or Appliance.registry_for(settings)).resolve(
+            settings.model, verify=settings.verify_model
+        )
+
+    @staticmethod
+    def registry_for(settings: Settings) -> ModelRegistry:
+        path = settings.registry_path
+        return ModelRegistry(path) if path else ModelRegistry()
 
     def reranker(self) -> Reranker | None:
         """The configured cross-encoder, loaded on first use; None when none is configured."""

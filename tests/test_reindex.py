@@ -26,6 +26,7 @@ from appliance.store import documents as document_store
 from appliance.store import versions as version_store
 from appliance.verify import verify
 from tests.conftest import ANIMALS
+from tests.tiny_models import build_tiny_model
 
 DOCS = [DocumentInput(id=i, text=t, metadata=m) for i, t, m in ANIMALS]
 DENSE = SearchOptions(limit=6, mode="dense")
@@ -34,33 +35,7 @@ TINY_DIMENSION = 32
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A second, real sentence-transformers model (random weights, 32 dimensions, the
-    bundled model's tokenizer), written locally: nothing is downloaded."""
-    import torch
-    from sentence_transformers import SentenceTransformer, models
-    from transformers import BertConfig, BertModel
-
-    bundled = ModelRegistry().resolve("all-MiniLM-L6-v2").directory
-    base = tmp_path_factory.mktemp("tiny-base")
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
-        shutil.copy(bundled / name, base / name)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=TINY_DIMENSION,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    BertModel(config).save_pretrained(base)
-    transformer = models.Transformer(str(base), max_seq_length=128)
-    pooling = models.Pooling(TINY_DIMENSION, pooling_mode="mean")
-    out = tmp_path_factory.mktemp("tiny-model")
-    SentenceTransformer(modules=[transformer, pooling, models.Normalize()], device="cpu").save(
-        str(out)
-    )
-    return out
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), TINY_DIMENSION)
 
 
 @pytest.fixture
@@ -291,3 +266,4 @@ def test_reindex_over_http(versioned: Appliance) -> None:
         assert client.delete("/collections/c/versions/all-MiniLM-L6-v2").status_code == 404
         hits = client.post("/collections/c/search", json={"query": "bird", "mode": "dense"})
         assert hits.status_code == 200 and len(hits.json()["results"]) == len(DOCS)
+        assert hits.json()["model_id"] == versions[0]["model_id"]

@@ -137,6 +137,8 @@ class SearchResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
     timings_ms: dict[str, float] | None = None
     # True when answered from the result cache (omitted when false).
     cached: bool = False
+    # The embedding model of the collection version that answered (name@fingerprint).
+    model_id: str = ""
 
 
 class Health(msgspec.Struct):

@@ -90,6 +90,8 @@ class SearchOutcome:
     # Names this answer for feedback (POST /collections/{c}/feedback).
     query_id: str = ""
     cached: bool = False
+    # The embedding model of the version that answered (name@fingerprint).
+    model_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,9 @@ class SearchService:
 
         dense: list[tuple[int, _Candidate]] = []
         keyword: list[tuple[int, _Candidate]] = []
+        # One version for the whole search: a model switch meanwhile cannot mix the two.
+        active = live.active
         if mode in ("dense", "hybrid"):
-            # One version for the whole search: a model switch meanwhile cannot mix the two.
-            active = live.active
             encoder = self.encoders.get(active.model_id)
             vector = self.query_encoder.encode([text], encoder)[0]
             lap("embed")
@@ -220,6 +222,7 @@ class SearchService:
         results = self._format(ranked[: options.limit])
         lap("format")
         outcome = SearchOutcome(
+            model_id=active.model_id,
             results=results,
             took_ms=(time.perf_counter() - started) * 1000,
             mode=mode,

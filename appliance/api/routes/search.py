@@ -63,6 +63,7 @@ async def run_search(
         query_id=outcome.query_id,
         timings_ms={k: round(v, 3) for k, v in outcome.timings_ms.items()} if timings else None,
         cached=outcome.cached,
+        model_id=outcome.model_id,
     )
 
 
