@@ -380,27 +380,35 @@ class CollectionManager:
             live.dirty = True
 
     # -- dense retrieval ------------------------------------------------------------------
+    def allowed_ids(
+        self, live: LiveCollection, where: ColumnElement[bool], active: ActiveVersion | None = None
+    ) -> np.ndarray:
+        """The vector ids of documents matching a compiled filter (the filter stage)."""
+        active = active or live.active
+        with self.db.read() as session:
+            return document_store.vector_ids(session, live.id, active.model_id, where)
+
     def search(
         self,
         live: LiveCollection,
         query: np.ndarray,
         k: int,
         params: SearchParams,
-        where: ColumnElement[bool] | None = None,
+        allowed: np.ndarray | None = None,
         active: ActiveVersion | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, vector ids) for one query vector, restricted to documents matching
-        `where`. Few matches are searched exactly over their stored vectors; more go through
-        the index with an id selector. `active`: the version the query vector was made for
-        (taken once per search, so a model switch never mixes the two)."""
+        """Top-k (scores, vector ids) for one query vector, restricted to the `allowed` ids
+        (from `allowed_ids`) when given. Few allowed are searched exactly over their stored
+        vectors; more go through the index with an id selector. `active`: the version the
+        query vector was made for (taken once per search, so a model switch never mixes the
+        two)."""
         active = active or live.active
         query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        if where is None:
+        if allowed is None:
             with live.index_lock:
                 scores, ids = active.index.search(query, k, params)
             return _valid(scores[0], ids[0])
         with self.db.read() as session:
-            allowed = document_store.vector_ids(session, live.id, active.model_id, where)
             return filtered_search(
                 active.index,
                 query[0],

@@ -192,7 +192,11 @@ class SearchService:
             encoder = self.encoders.get(active.model_id)
             vector = self.query_encoder.encode([text], encoder)[0]
             lap("embed")
-            dense = self._dense(live, active, vector, wanted, options.params, where)
+            allowed = None
+            if where is not None:
+                allowed = self.collections.allowed_ids(live, where, active)
+                lap("filter")
+            dense = self._dense(live, active, vector, wanted, options.params, allowed)
             lap("retrieve")
         if mode in ("keyword", "hybrid"):
             with self.collections.db.read() as session:
@@ -281,17 +285,17 @@ class SearchService:
         vector: np.ndarray,
         wanted: int,
         params: SearchParams | None,
-        where: Any,
+        allowed: np.ndarray | None,
     ) -> list[tuple[int, _Candidate]]:
         """Best chunk per document, `wanted` documents, fetching more chunks when documents
-        repeat (long texts have several)."""
+        repeat (long texts have several); only `allowed` vector ids when given."""
         params = params or live.config.default_params()
         rescore = _is_compressed(live)
         fetch = wanted * (_RESCORE_OVERSAMPLE if rescore else 1)
         if live.chunking.enabled:
             fetch *= 2
         while True:
-            scores, ids = self.collections.search(live, vector, fetch, params, where, active)
+            scores, ids = self.collections.search(live, vector, fetch, params, allowed, active)
             if rescore and len(ids):
                 scores, ids = self._rescore(vector, ids, active.dimension)
             with self.collections.db.read() as session:
