@@ -60,6 +60,7 @@ def _row(system: str, ingest_s: float, p50: float, ndcg: float) -> peers.Row:
         ndcg10=ndcg,
         queries=10,
         ingest_cpu_s=ingest_s / 2,
+        p50_cpu_ms=p50 / 2,
     )
 
 
@@ -76,12 +77,14 @@ def test_comparisons_and_table_give_ratios_and_verdicts() -> None:
     assert txtai["ingest_ratio"] == 2.0 and txtai["ingest_ok"]
     assert txtai["p50_ratio"] == 0.7 and txtai["p50_ok"]
     assert txtai["ndcg_ok"] and not chroma["ndcg_ok"]
+    assert txtai["ingest_cpu_ratio"] == 2.0 and txtai["p50_cpu_ratio"] == 0.7
     assert not chroma["ingest_ok"] and not chroma["p50_ok"]
     table = peers.format_table(rows, compared)
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["system", "docs", "ingest"]
     assert "txtai (faiss)" in lines[4] and "5.0" in lines[4]  # 100 docs / 20 s
     assert "appliance (dense) vs chroma (hnsw)" in table and "MISSED" in table
+    assert "by CPU time: ingest 2.00×, p50 0.70×" in table
     assert json.loads(json.dumps(rows[0].as_json()))["ingest_docs_per_s"] == 10.0
     assert rows[0].as_json()["ingest_docs_per_cpu_s"] == 20.0
 
