@@ -35,7 +35,8 @@ bench: $(STAMP)
 
 # The appliance beside txtai and Chroma on SciFact (benchmarks/peers.py). The peers live in
 # their own venv, never in the appliance's; torch is pinned in the same pip command.
-# About 45 minutes on 2 idle cores at 1 thread; PEERS_ARGS="--limit-docs 1000" for a quick run.
+# All of SciFact is ~500 CPU-seconds of embedding per system at 1 thread (~25 minutes for the
+# three on an idle box, far longer on a shared one); PEERS_ARGS="--limit-docs 1500" runs a subset.
 PEERS_VENV := var/peers-venv
 PEERS_STAMP := $(PEERS_VENV)/.installed
 PEERS_ARGS ?=

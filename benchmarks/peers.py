@@ -409,7 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 )
             for row in rows[-len(result["rows"]) :]:
-                _progress(f"{system}: {json.dumps(row.as_json() | {'info': None})}")
+                figures = {key: value for key, value in row.as_json().items() if key != "info"}
+                _progress(f"{system}: {json.dumps(figures)}")
 
     reference = next((row.system for row in rows if row.system.startswith("appliance")), "")
     compared = comparisons(rows, reference) if reference else []
