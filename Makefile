@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch lies on this machine's disk; an unpinned torch pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: run test quality test-slow test-reliability bench lint typecheck check clean
+.PHONY: run test quality test-slow test-reliability bench bench-peers lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,23 @@ test-slow: $(STAMP)
 # few minutes on 2 cores. Not part of `make test`. Ratios are printed at the end.
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
+
+# The appliance beside txtai and Chroma on SciFact (benchmarks/peers.py). The peers live in
+# their own venv, never in the appliance's; torch is pinned in the same pip command.
+# All of SciFact is ~500 CPU-seconds of embedding per system at 1 thread (~25 minutes for the
+# three on an idle box, far longer on a shared one); PEERS_ARGS="--limit-docs 1500" runs a subset.
+PEERS_VENV := var/peers-venv
+PEERS_STAMP := $(PEERS_VENV)/.installed
+PEERS_ARGS ?=
+
+$(PEERS_STAMP): benchmarks/peers-requirements.txt
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet $(TORCH_PIN) -r benchmarks/peers-requirements.txt
+	$(PEERS_VENV)/bin/python -c "import torch; v = torch.__version__; assert v.startswith('2.13.0'), v"
+	touch $@
+
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python benchmarks/peers.py ../shared/data/scifact --peers-python $(PEERS_VENV)/bin/python $(PEERS_ARGS)
 
 # Crash safety (>= 20 SIGKILLs), schemathesis (>= 1,000 cases), then the loopback load test.
 test-reliability: $(STAMP)
