@@ -24,7 +24,7 @@ from appliance.search.preprocess import normalize_query
 from appliance.search.rerank import Reranker
 from appliance.store import documents as document_store
 from appliance.store import keyword as keyword_store
-from appliance.store.schema import DocumentRow
+from appliance.store.documents import StoredText
 
 Mode = Literal["dense", "keyword", "hybrid"]
 Fusion = Literal["rrf", "weighted"]
@@ -394,7 +394,7 @@ def _is_compressed(live: LiveCollection) -> bool:
     )
 
 
-def _passage(document: DocumentRow, chunk: ChunkRef | None) -> str:
+def _passage(document: StoredText, chunk: ChunkRef | None) -> str:
     if chunk is None:
         return document.text
     return document.text[chunk.start : chunk.end]

@@ -274,11 +274,26 @@ def chunks_by_vector_ids(session: Session, vector_ids: Sequence[int]) -> dict[in
     return found
 
 
-def documents_by_ids(session: Session, document_ids: Sequence[int]) -> dict[int, DocumentRow]:
-    found: dict[int, DocumentRow] = {}
+@dataclass(frozen=True)
+class StoredText:
+    """What a search answer shows of a document (plain columns: no ORM object to build)."""
+
+    id: int
+    external_id: str
+    text: str
+    meta: dict[str, Any]
+
+
+def documents_by_ids(session: Session, document_ids: Sequence[int]) -> dict[int, StoredText]:
+    found: dict[int, StoredText] = {}
     for chunk in _chunks(document_ids):
-        for document in session.scalars(select(DocumentRow).where(DocumentRow.id.in_(chunk))):
-            found[document.id] = document
+        rows = session.execute(
+            select(
+                DocumentRow.id, DocumentRow.external_id, DocumentRow.text, DocumentRow.meta
+            ).where(DocumentRow.id.in_(chunk))
+        )
+        for doc_id, external_id, text, meta in rows:
+            found[int(doc_id)] = StoredText(int(doc_id), external_id, text, meta)
     return found
 
 
