@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Run as a script, the editable install would import the main checkout's package instead.
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from keyword_corpus import build_corpus, bench_queries  # noqa: E402
+from keyword_corpus import bench_queries, build_corpus  # noqa: E402
 from sqlalchemy import column, func, literal_column, select, table  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 

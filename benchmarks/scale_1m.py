@@ -52,7 +52,6 @@ def _manager(directory: Path):  # type: ignore[no-untyped-def]
 
 
 def insert(directory: Path, n: int) -> dict[str, float]:
-    import numpy as np
 
     from appliance.bench.synthetic import make_synthetic
     from appliance.index.registry import DEFAULT_INDEX

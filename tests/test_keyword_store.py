@@ -17,10 +17,33 @@ from appliance.store.documents import content_hash
 from appliance.store.keyword import FTS_TABLE, keyword_search, match_expression
 from appliance.store.schema import DocumentRow
 
-WORDS = (
-    "cell protein gene tumour mouse patient risk dose study trial blood brain heart liver "
-    "virus vaccine insulin glucose kinase receptor membrane neuron diet fibre sleep"
-).split()
+WORDS = [
+    "cell",
+    "protein",
+    "gene",
+    "tumour",
+    "mouse",
+    "patient",
+    "risk",
+    "dose",
+    "study",
+    "trial",
+    "blood",
+    "brain",
+    "heart",
+    "liver",
+    "virus",
+    "vaccine",
+    "insulin",
+    "glucose",
+    "kinase",
+    "receptor",
+    "membrane",
+    "neuron",
+    "diet",
+    "fibre",
+    "sleep",
+]
 QUERIES = [
     "protein kinase receptor",
     "tumour risk in patients",
