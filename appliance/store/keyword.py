@@ -3,6 +3,14 @@
 The FTS table is kept by triggers on `documents`, so it is written in the same transaction as
 the document and can never drift from the store. Text is tokenised with `porter unicode61`
 (stemmed, case- and accent-folded).
+
+Cost: FTS5 scores every document that matches any term (one bm25() call each, ~0.9 µs), and
+OR-ed queries with a common term match a third of a collection: ~30 ms at 100k documents
+(benchmarks/keyword_latency.py). Leaving common terms out of the matching (scoring the
+documents that have a rarer term exactly, with `(R) AND (R OR C)` less `R`) was tried and
+gained only ~1.5x more, with the top-k provably exact for under half of the queries; below
+~10 ms needs an index that stops early (impact-ordered postings, MaxScore/WAND), i.e. a
+derived keyword index beside FTS5, not a different FTS5 query.
 """
 
 from __future__ import annotations
