@@ -24,7 +24,12 @@ from appliance.errors import CollectionNotFound
 from appliance.index.base import IndexConfig, SearchParams, VectorIndex
 from appliance.index.filtered import filtered_search
 from appliance.index.registry import backend_for
-from appliance.index.snapshots import discard_snapshot, load_snapshot, save_snapshot
+from appliance.index.snapshots import (
+    SnapshotInfo,
+    discard_snapshot,
+    load_snapshot,
+    save_snapshot,
+)
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
 from appliance.store import versions as version_store
@@ -127,8 +132,20 @@ class CollectionManager:
             active=ActiveVersion(row.model_id, dimension, index),
             generation=-1,
         )
-        self.catch_up(live)
+        if loaded is None or not self._snapshot_current(live, loaded[1]):
+            self.catch_up(live)
         return live
+
+    def _snapshot_current(self, live: LiveCollection, info: SnapshotInfo) -> bool:
+        """No write since the snapshot: same generation and highest vector id (ids are never
+        reused, and every write bumps the generation). Then the id set difference is skipped."""
+        with self.db.read() as session:
+            generation = collection_store.collection_generation(session, live.id)
+            max_id = document_store.max_vector_id(session, live.id, live.model_id)
+        if info.generation != generation or info.max_id != max_id:
+            return False
+        live.generation = generation
+        return True
 
     def save_snapshots(self) -> None:
         for live in list(self._live.values()):
@@ -141,7 +158,11 @@ class CollectionManager:
             ids = live.index.ids()
             max_id = int(ids.max()) if len(ids) else 0
             save_snapshot(
-                live.index, self._snapshot_dir(live.id), model_id=live.model_id, max_id=max_id
+                live.index,
+                self._snapshot_dir(live.id),
+                model_id=live.model_id,
+                max_id=max_id,
+                generation=live.generation,
             )
             live.dirty = False
 

@@ -27,9 +27,20 @@ class SnapshotInfo:
     model_id: str
     max_id: int
     count: int
+    # The collection's write generation the snapshot was taken at (None: an older snapshot).
+    # With the same generation and highest vector id in the store, the snapshot is current and
+    # start-up skips reading every stored id (seconds at a million vectors).
+    generation: int | None = None
 
 
-def save_snapshot(index: VectorIndex, directory: Path, *, model_id: str, max_id: int) -> None:
+def save_snapshot(
+    index: VectorIndex,
+    directory: Path,
+    *,
+    model_id: str,
+    max_id: int,
+    generation: int | None = None,
+) -> None:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.parent / f".staging-{directory.name}-{uuid.uuid4().hex[:8]}"
     index.save(staging)
@@ -40,6 +51,7 @@ def save_snapshot(index: VectorIndex, directory: Path, *, model_id: str, max_id:
         "model_id": model_id,
         "max_id": max_id,
         "count": len(index),
+        "generation": generation,
         "files": {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()},
     }
     (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -74,7 +86,13 @@ def load_snapshot(
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         log.warning("index snapshot at %s is unreadable (%s): rebuilding", directory, exc)
         return None
-    return index, SnapshotInfo(model_id, int(manifest["max_id"]), int(manifest["count"]))
+    generation = manifest.get("generation")
+    return index, SnapshotInfo(
+        model_id,
+        int(manifest["max_id"]),
+        int(manifest["count"]),
+        None if generation is None else int(generation),
+    )
 
 
 def discard_snapshot(directory: Path) -> None:

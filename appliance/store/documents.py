@@ -314,6 +314,16 @@ def vector_ids(
     return np.fromiter(session.scalars(statement), dtype=np.int64)
 
 
+def max_vector_id(session: Session, collection_id: int, model_id: str) -> int:
+    """The highest vector id of a collection for a model (0 if none): one index probe."""
+    found = session.scalar(
+        select(func.max(VectorRow.id)).where(
+            VectorRow.collection_id == collection_id, VectorRow.model_id == model_id
+        )
+    )
+    return int(found or 0)
+
+
 def load_vectors(
     session: Session, ids: Iterable[int], dimension: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,14 @@
 The FTS table is kept by triggers on `documents`, so it is written in the same transaction as
 the document and can never drift from the store. Text is tokenised with `porter unicode61`
 (stemmed, case- and accent-folded).
+
+Cost: FTS5 scores every document that matches any term (one bm25() call each, ~0.9 µs), and
+OR-ed queries with a common term match a third of a collection: ~30 ms at 100k documents
+(benchmarks/keyword_latency.py). Leaving common terms out of the matching (scoring the
+documents that have a rarer term exactly, with `(R) AND (R OR C)` less `R`) was tried and
+gained only ~1.5x more, with the top-k provably exact for under half of the queries; below
+~10 ms needs an index that stops early (impact-ordered postings, MaxScore/WAND), i.e. a
+derived keyword index beside FTS5, not a different FTS5 query.
 """
 
 from __future__ import annotations
@@ -58,14 +66,17 @@ def create_keyword_index(connection: Connection) -> None:
         )
 
 
-def match_expression(query: str) -> str | None:
-    """Any of the query's terms but stop words, each quoted so FTS5 syntax is inert."""
+def query_terms(query: str) -> list[str]:
+    """The query's distinct terms but stop words, each quoted so FTS5 syntax is inert."""
     terms = list(dict.fromkeys(term.lower() for term in _TERM.findall(query)))
-    if not terms:
-        return None
     # A query of nothing but stop words still searches for them.
     terms = [term for term in terms if term not in STOP_WORDS] or terms
-    return " OR ".join(f'"{term}"' for term in terms[:MAX_QUERY_TERMS])
+    return [f'"{term}"' for term in terms[:MAX_QUERY_TERMS]]
+
+
+def match_expression(query: str) -> str | None:
+    """Any of the query's terms but stop words (an FTS5 MATCH expression)."""
+    return " OR ".join(query_terms(query)) or None
 
 
 def keyword_search(
@@ -80,10 +91,52 @@ def keyword_search(
 ) -> list[tuple[int, float]]:
     """(document id, BM25 score) best first; higher is better."""
     expression = match_expression(query)
-    if expression is None:
+    if expression is None or limit <= 0:
         return []
+    return _full_search(
+        session, collection_id, expression, limit, where, (title_weight, body_weight)
+    )
+
+
+def _full_search(
+    session: Session,
+    collection_id: int,
+    expression: str,
+    limit: int,
+    where: ColumnElement[bool] | None,
+    weights: tuple[float, float],
+) -> list[tuple[int, float]]:
+    """BM25 over every document that matches any term: exact, one bm25() call per match.
+
+    The best `limit` are taken inside FTS5 before anything is joined (joining first looked up
+    every match's document row: ~2.5x the time); only when other collections' documents or
+    the filter leave fewer than `limit` of them does the joined form run.
+    """
+    rows = (
+        session.connection()
+        .exec_driver_sql(
+            f"SELECT rowid, bm25({FTS_TABLE}, ?, ?) AS rank FROM {FTS_TABLE} "
+            f"WHERE {FTS_TABLE} MATCH ? ORDER BY rank LIMIT ?",
+            (*weights, expression, limit),
+        )
+        .all()
+    )
+    if rows:
+        # The FTS table is shared by all collections: keep this collection's, filtered.
+        kept_statement = select(DocumentRow.id).where(
+            DocumentRow.id.in_([rowid for rowid, _ in rows]),
+            DocumentRow.collection_id == collection_id,
+        )
+        if where is not None:
+            kept_statement = kept_statement.where(where)
+        kept = set(session.scalars(kept_statement))
+        hits = [(int(rowid), -float(rank)) for rowid, rank in rows if rowid in kept]
+    else:
+        hits = []
+    if len(hits) == len(rows) or len(rows) < limit:
+        return hits  # all of the best `limit` qualify, or these were all the matches
     fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
-    rank = func.bm25(literal_column(FTS_TABLE), title_weight, body_weight).label("rank")
+    rank = func.bm25(literal_column(FTS_TABLE), *weights).label("rank")
     statement = (
         select(DocumentRow.id, rank)
         .join_from(fts, DocumentRow, fts.c.rowid == DocumentRow.id)
