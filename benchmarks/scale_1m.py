@@ -48,7 +48,7 @@ def _manager(directory: Path):  # type: ignore[no-untyped-def]
 
     db = Database(directory / "appliance.sqlite3")
     return CollectionManager(
-        db, directory / "indexes", dimension=DIM, exact_filter_threshold=20_000
+        db, directory / "indexes", dimension_of=lambda _model: DIM, exact_filter_threshold=20_000
     )
 
 

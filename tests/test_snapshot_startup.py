@@ -22,7 +22,7 @@ def open_manager(tmp_path: Path) -> CollectionManager:
     manager = CollectionManager(
         Database(tmp_path / "store.sqlite3"),
         tmp_path / "indexes",
-        dimension=DIM,
+        dimension_of=lambda _model: DIM,
         exact_filter_threshold=1_000,
     )
     manager.open_all()
