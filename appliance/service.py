@@ -6,6 +6,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from appliance.collections.manager import CollectionManager
@@ -13,7 +14,12 @@ from appliance.config import Settings
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
 from appliance.embedding.pool import EncoderPool
-from appliance.errors import CollectionNotFound, DocumentNotFound, QueryNotFound
+from appliance.errors import (
+    CollectionNotFound,
+    DocumentNotFound,
+    ModelIntegrityError,
+    QueryNotFound,
+)
 from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
 from appliance.ingest.jobs import JobRunner
@@ -45,14 +51,21 @@ class Appliance:
         """`encoder` lets several appliances (tests, tools) share one loaded model."""
         self.settings = settings
         self.registry = registry or self.registry_for(settings)
+        loading: Future[Encoder] = Future()
         if encoder is None:
-            encoder = self.load_encoder(self.resolve_model(settings, self.registry))
-        self.encoder = encoder
-        # Every embedding model a collection uses; the default is loaded, others on first use.
-        self.encoders = EncoderPool(
-            self.registry, encoder, self.load_encoder, verify=settings.verify_model
-        )
-        self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
+            model = self.resolve_model(settings, self.registry)
+            # The model loads while the indexes load: ready after the longer of the two, not
+            # their sum (torch's import and the snapshot checksums overlap).
+            loader = ThreadPoolExecutor(1, thread_name_prefix="model-loader")
+            loading = loader.submit(self.load_encoder, model)
+            loader.shutdown(wait=False)
+        else:
+            model = encoder.model
+            loading.set_result(encoder)
+        self._default_model = model
+        self._loading = loading
+        # Every embedding model a collection uses: the default one, others on first use.
+        self.encoders = EncoderPool(self.registry, self.load_encoder, verify=settings.verify_model)
         self.db = Database(settings.database_path)
         self.collections = CollectionManager(
             self.db,
@@ -60,7 +73,18 @@ class Appliance:
             dimension_of=self.dimension_of,
             exact_filter_threshold=settings.exact_filter_threshold,
         )
-        self.collections.open_all()
+        try:
+            self.collections.open_all()
+        finally:
+            encoder = loading.result()
+        self.encoder = encoder
+        if model.record and model.record.dimension not in (None, encoder.dimension):
+            raise ModelIntegrityError(
+                f"model {model.name!r} is registered with dimension {model.record.dimension} "
+                f"but makes {encoder.dimension}-dimensional vectors: fix models/registry.json"
+            )
+        self.encoders.add(encoder)
+        self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
         self.query_log = QueryLog(self.db)
         self._reranker: Reranker | None = None
         self._reranker_lock = threading.Lock()
@@ -92,10 +116,13 @@ class Appliance:
         )
 
     def dimension_of(self, model_id: str) -> int:
-        """A model's vector dimension: from its stored vectors when there are any, so opening
-        a collection does not load a model only to learn its size."""
-        if model_id == self.encoder.model_id:
-            return self.encoder.dimension
+        """A model's vector dimension without waiting for a model to load where the registry
+        or the stored vectors tell it (the default model may still be loading)."""
+        if model_id == self._default_model.model_id:
+            record = self._default_model.record
+            if record and record.dimension:
+                return record.dimension  # checked against the loaded model in __init__
+            return self._loading.result().dimension
         with self.db.read() as session:
             stored = version_store.vector_dimension(session, model_id)
         return stored if stored is not None else self.encoders.get(model_id).dimension

@@ -19,17 +19,20 @@ class EncoderPool:
     def __init__(
         self,
         registry: ModelRegistry,
-        default: Encoder,
         load: Callable[[LocalModel], Encoder],
         *,
         verify: bool = True,
     ) -> None:
         self.registry = registry
-        self.default = default
         self._load = load
         self._verify = verify
-        self._encoders: dict[str, Encoder] = {default.model_id: default}
+        self._encoders: dict[str, Encoder] = {}
         self._lock = threading.Lock()
+
+    def add(self, encoder: Encoder) -> None:
+        """An encoder loaded elsewhere (the default model, loaded at start-up)."""
+        with self._lock:
+            self._encoders[encoder.model_id] = encoder
 
     def loaded(self) -> list[Encoder]:
         return list(self._encoders.values())
