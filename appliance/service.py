@@ -47,6 +47,8 @@ class Appliance:
                 device=settings.device,
                 batch_size=settings.embed_batch_size,
                 threads=settings.torch_threads,
+                backend=settings.backend_for(settings.model),
+                export_dir=settings.model_export_dir,
             )
         self.encoder = encoder
         self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
