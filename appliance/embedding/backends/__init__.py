@@ -11,9 +11,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# `import openvino` (by us or by any library in this process) imports its conversion tool,
+# which sends usage events to Intel from a child process unless a consent file says no. With
+# openvino_telemetry unimportable, openvino falls back to its built-in no-op stub.
+if "openvino_telemetry" not in sys.modules:
+    sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]
+    sys.modules["openvino_telemetry.backend"] = None  # type: ignore[assignment]
 
 from appliance.config import EMBEDDING_BACKENDS
 from appliance.embedding.backends.base import EmbeddingBackend

@@ -4,6 +4,7 @@ from its local files with torch.onnx; optionally quantise it to int8. No network
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -38,7 +39,10 @@ def export_onnx(model_dir: Path, target: Path) -> Path:
 
     example = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in INPUT_NAMES)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The tracer's warnings concern branches on shapes that are constant for an encoder
+        # (mask length == sequence length); tests compare the graph with torch on real texts.
+        warnings.simplefilter("ignore")
         # The TorchScript exporter: the dynamo one needs onnxscript, one more dependency.
         torch.onnx.export(
             LastHiddenState(),
@@ -55,8 +59,12 @@ def export_onnx(model_dir: Path, target: Path) -> Path:
 
 
 def quantize_int8(source: Path, target: Path) -> Path:
-    """Dynamic int8 quantisation of the weights (activations quantised per batch at run time)."""
+    """Dynamic int8 quantisation of the weights (activations quantised per batch at run time).
+
+    Per-channel scales: per-tensor ones gave a mean cosine of 0.959 against torch on the sample
+    texts, per-channel 0.993.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
     return target

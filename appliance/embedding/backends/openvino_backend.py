@@ -1,31 +1,24 @@
 """OpenVINO on the cpu: the ONNX export read by OpenVINO's runtime and saved as IR, inferred in
 bf16 where the CPU has bf16 instructions (f32 otherwise), or in f32 on request.
 
-`import openvino` imports its model-conversion tool, which sends usage events to Intel through
-openvino_telemetry in a child process unless a consent file says no. The appliance never calls
-out, so openvino_telemetry is made unimportable in this process before openvino is imported:
-openvino then falls back to its built-in no-op stub. The model is converted with the runtime's
-own ONNX reader (Core.read_model), never the conversion tool.
+OpenVINO's telemetry is off: the package `appliance.embedding.backends` makes
+openvino_telemetry unimportable before this module imports openvino. The model is converted
+with the runtime's own ONNX reader (Core.read_model), never the telemetry-sending tool (ovc).
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import openvino
 
-sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
-sys.modules.setdefault("openvino_telemetry.backend", None)  # type: ignore[arg-type]
-
-import openvino  # noqa: E402
-
-from appliance.embedding.backends.export_cache import ensure_export  # noqa: E402
-from appliance.embedding.backends.layout import read_layout  # noqa: E402
-from appliance.embedding.backends.onnx_export import ONNX_FILE, export_onnx  # noqa: E402
-from appliance.embedding.backends.runtime import RuntimeBackend  # noqa: E402
-from appliance.models.registry import LocalModel  # noqa: E402
+from appliance.embedding.backends.export_cache import ensure_export
+from appliance.embedding.backends.layout import read_layout
+from appliance.embedding.backends.onnx_export import ONNX_FILE, export_onnx
+from appliance.embedding.backends.runtime import RuntimeBackend
+from appliance.models.registry import LocalModel
 
 IR_FILE = "model.xml"
 
