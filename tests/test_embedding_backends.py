@@ -121,17 +121,21 @@ def test_export_cache_builds_once_and_rebuilds_altered_files(tmp_path: Path) -> 
         builds.append(target)
         (target / "model.bin").write_bytes(b"weights")
 
-    first = export_cache.ensure_export(tmp_path, "abc", "onnx", build)
+    first = export_cache.ensure_export(tmp_path, "abc", "onnx", "v1", build)
     assert first == tmp_path / "abc-onnx" and (first / "model.bin").read_bytes() == b"weights"
-    assert export_cache.ensure_export(tmp_path, "abc", "onnx", build) == first
+    assert export_cache.ensure_export(tmp_path, "abc", "onnx", "v1", build) == first
     assert len(builds) == 1
     (first / "model.bin").write_bytes(b"tampered")
-    assert not export_cache.is_valid(first, "abc", "onnx")
-    export_cache.ensure_export(tmp_path, "abc", "onnx", build)
+    assert not export_cache.is_valid(first, "abc", "onnx", "v1")
+    export_cache.ensure_export(tmp_path, "abc", "onnx", "v1", build)
     assert len(builds) == 2 and (first / "model.bin").read_bytes() == b"weights"
-    # Another backend or model never reuses this export.
-    assert not export_cache.is_valid(first, "abc", "openvino")
-    assert not export_cache.is_valid(first, "abd", "onnx")
+    # Another backend, model or recipe never reuses this export.
+    assert export_cache.is_valid(first, "abc", "onnx", "v1")
+    assert not export_cache.is_valid(first, "abc", "openvino", "v1")
+    assert not export_cache.is_valid(first, "abd", "onnx", "v1")
+    export_cache.ensure_export(tmp_path, "abc", "onnx", "v2", build)
+    assert len(builds) == 3 and export_cache.is_valid(first, "abc", "onnx", "v2")
+    assert [p.name for p in tmp_path.iterdir()] == ["abc-onnx"]
 
 
 def test_failed_export_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -140,7 +144,7 @@ def test_failed_export_leaves_nothing_behind(tmp_path: Path) -> None:
         raise RuntimeError("exporter crashed")
 
     with pytest.raises(RuntimeError):
-        export_cache.ensure_export(tmp_path, "abc", "onnx", build)
+        export_cache.ensure_export(tmp_path, "abc", "onnx", "v1", build)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,5 +1,9 @@
 """Exported model files under `<data_dir>/models/<fingerprint>-<backend>/`: built once, in a
-temporary directory renamed into place, and verified (sha256 of every file) when reused."""
+temporary directory renamed into place, and verified (sha256 of every file) when reused.
+
+The manifest also records the export recipe (exporter, opset, quantisation): an export made
+by another recipe is made again rather than silently reused.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +26,14 @@ def export_path(cache_root: Path, fingerprint: str, backend: str) -> Path:
     return cache_root / f"{fingerprint}-{backend}"
 
 
-def is_valid(directory: Path, fingerprint: str, backend: str) -> bool:
-    """The manifest names this model and backend, and every file still has its sha256."""
+def is_valid(directory: Path, fingerprint: str, backend: str, recipe: str) -> bool:
+    """The manifest names this model, backend and recipe, and every file has its sha256."""
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    if manifest.get("fingerprint") != fingerprint or manifest.get("backend") != backend:
+    expected = {"fingerprint": fingerprint, "backend": backend, "recipe": recipe}
+    if any(manifest.get(key) != value for key, value in expected.items()):
         return False
     files: dict[str, str] = manifest.get("files") or {}
     return bool(files) and all(
@@ -41,6 +46,7 @@ def ensure_export(
     cache_root: Path,
     fingerprint: str,
     backend: str,
+    recipe: str,
     build: Callable[[Path], None],
 ) -> Path:
     """The directory of a verified export, running `build(tmp_dir)` first when there is none.
@@ -49,7 +55,7 @@ def ensure_export(
     wins and the other process uses the winner's files.
     """
     final = export_path(cache_root, fingerprint, backend)
-    if is_valid(final, fingerprint, backend):
+    if is_valid(final, fingerprint, backend, recipe):
         return final
     if final.exists():
         log.warning("export %s is incomplete or altered: exporting it again", final)
@@ -66,12 +72,14 @@ def ensure_export(
             for path in sorted(tmp.rglob("*"))
             if path.is_file()
         }
-        manifest = {"fingerprint": fingerprint, "backend": backend, "files": files}
+        manifest: dict[str, object] = {"fingerprint": fingerprint, "backend": backend}
+        manifest["recipe"] = recipe
+        manifest["files"] = files
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         try:
             os.rename(tmp, final)
         except OSError:
-            if not is_valid(final, fingerprint, backend):
+            if not is_valid(final, fingerprint, backend, recipe):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,7 +10,13 @@ import onnxruntime
 
 from appliance.embedding.backends.export_cache import ensure_export
 from appliance.embedding.backends.layout import read_layout
-from appliance.embedding.backends.onnx_export import ONNX_FILE, export_onnx, quantize_int8
+from appliance.embedding.backends.onnx_export import (
+    INT8_RECIPE,
+    ONNX_FILE,
+    ONNX_RECIPE,
+    export_onnx,
+    quantize_int8,
+)
 from appliance.embedding.backends.runtime import RuntimeBackend
 from appliance.models.registry import LocalModel
 
@@ -43,6 +49,7 @@ class OnnxBackend(RuntimeBackend):
             export_dir,
             model.fingerprint,
             name,
+            INT8_RECIPE if int8 else ONNX_RECIPE,
             lambda target: build_onnx(model.directory, target, int8=int8),
         )
         options = onnxruntime.SessionOptions()

@@ -10,6 +10,9 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 ONNX_FILE = "model.onnx"
+# Change a recipe when its export would differ: caches made by the old one are then remade.
+ONNX_RECIPE = "torch.onnx torchscript opset17 eager-attention fp32"
+INT8_RECIPE = f"{ONNX_RECIPE}; quantize_dynamic qint8 per-channel"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 

@@ -16,11 +16,12 @@ import openvino
 
 from appliance.embedding.backends.export_cache import ensure_export
 from appliance.embedding.backends.layout import read_layout
-from appliance.embedding.backends.onnx_export import ONNX_FILE, export_onnx
+from appliance.embedding.backends.onnx_export import ONNX_FILE, ONNX_RECIPE, export_onnx
 from appliance.embedding.backends.runtime import RuntimeBackend
 from appliance.models.registry import LocalModel
 
 IR_FILE = "model.xml"
+IR_RECIPE = f"{ONNX_RECIPE}; openvino read_model + save_model f32 weights"
 
 
 def build_ir(model_dir: Path, target_dir: Path) -> None:
@@ -50,6 +51,7 @@ class OpenVinoBackend(RuntimeBackend):
             export_dir,
             model.fingerprint,
             "openvino",
+            IR_RECIPE,
             lambda target: build_ir(model.directory, target),
         )
         core = openvino.Core()
