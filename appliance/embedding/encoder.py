@@ -54,7 +54,6 @@ class Encoder:
             backend,
             model,
             device=device,
-            batch_size=batch_size,
             threads=threads,
             export_dir=export_dir or default_export_dir(),
         )
@@ -115,7 +114,7 @@ class Encoder:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         started = time.perf_counter()
-        vectors = self._backend.embed(list(texts))
+        vectors = self._backend.embed(list(texts), self.batch_size)
         elapsed = time.perf_counter() - started
         tokens = self.count_tokens(texts)
         with self._stats_lock:

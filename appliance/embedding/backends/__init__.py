@@ -47,7 +47,6 @@ def load_backend(
     model: LocalModel,
     *,
     device: str,
-    batch_size: int,
     threads: int | None,
     export_dir: Path,
 ) -> EmbeddingBackend:
@@ -56,20 +55,16 @@ def load_backend(
     if name == "torch":
         from appliance.embedding.backends.torch_backend import TorchBackend
 
-        return TorchBackend(model, device=device, batch_size=batch_size, threads=threads)
+        return TorchBackend(model, device=device, threads=threads)
     if device not in ("auto", "cpu"):
         raise InvalidConfig(f"embedding backend {name!r} runs on the cpu only, not {device!r}")
     if name in ("onnx", "onnx-int8"):
         from appliance.embedding.backends.onnx_backend import OnnxBackend
 
-        return OnnxBackend(
-            model, export_dir, int8=name == "onnx-int8", batch_size=batch_size, threads=threads
-        )
+        return OnnxBackend(model, export_dir, int8=name == "onnx-int8", threads=threads)
     from appliance.embedding.backends.openvino_backend import OpenVinoBackend
 
-    return OpenVinoBackend(
-        model, export_dir, bf16=name == "openvino", batch_size=batch_size, threads=threads
-    )
+    return OpenVinoBackend(model, export_dir, bf16=name == "openvino", threads=threads)
 
 
 __all__ = ["BACKENDS", "EmbeddingBackend", "UnknownBackend", "check_backend", "load_backend"]

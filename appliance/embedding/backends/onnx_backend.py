@@ -40,7 +40,6 @@ class OnnxBackend(RuntimeBackend):
         export_dir: Path,
         *,
         int8: bool,
-        batch_size: int,
         threads: int | None,
     ) -> None:
         layout = read_layout(model.directory)
@@ -61,7 +60,7 @@ class OnnxBackend(RuntimeBackend):
             str(directory / ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )
         self.lossy_variant = "int8" if int8 else None
-        super().__init__(layout, self._run, batch_size=batch_size)
+        super().__init__(layout, self._run)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}

@@ -43,7 +43,6 @@ class OpenVinoBackend(RuntimeBackend):
         export_dir: Path,
         *,
         bf16: bool,
-        batch_size: int,
         threads: int | None,
     ) -> None:
         layout = read_layout(model.directory)
@@ -64,7 +63,7 @@ class OpenVinoBackend(RuntimeBackend):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(str(directory / IR_FILE), "CPU", config)
-        super().__init__(layout, self._run, batch_size=batch_size)
+        super().__init__(layout, self._run)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}

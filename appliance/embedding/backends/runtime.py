@@ -30,20 +30,19 @@ class RuntimeBackend:
 
     lossy_variant: str | None = None
 
-    def __init__(self, layout: ModelLayout, forward: Forward, *, batch_size: int) -> None:
+    def __init__(self, layout: ModelLayout, forward: Forward) -> None:
         self.layout = layout
         self.dimension = layout.dimension
         self.max_seq_length = layout.max_seq_length
         self.tokenizer = layout.tokenizer()
-        self.batch_size = batch_size
         self._forward = forward
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         # Longest first, as sentence-transformers does: batches of similar length pad little.
         order = sorted(range(len(texts)), key=lambda row: -len(texts[row]))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
             encodings = self.tokenizer.encode_batch([texts[row] for row in rows])
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)

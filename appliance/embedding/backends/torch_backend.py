@@ -22,14 +22,11 @@ def pick_device(requested: str) -> str:
 class TorchBackend:
     lossy_variant: str | None = None
 
-    def __init__(
-        self, model: LocalModel, *, device: str, batch_size: int, threads: int | None
-    ) -> None:
+    def __init__(self, model: LocalModel, *, device: str, threads: int | None) -> None:
         if threads is not None:
             # Process-wide in torch: the appliance is the only torch user in its process.
             torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
         self.device = pick_device(device)
-        self.batch_size = batch_size
         self.st = SentenceTransformer(
             str(model.directory), device=self.device, local_files_only=True
         )
@@ -43,10 +40,10 @@ class TorchBackend:
             raise ValueError(f"model at {model.directory} has no fast tokenizer")
         self.tokenizer: Tokenizer = backend
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         vectors = self.st.encode(
             list(texts),
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
