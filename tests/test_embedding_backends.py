@@ -271,3 +271,22 @@ def test_export_and_inference_stay_offline(
         assert report["openvino_imported"]
         assert report["telemetry"].endswith("telemetry_stub")
     assert abs(report["norm"] - 1.0) < 1e-4
+
+
+def test_models_export_verb_reuses_a_verified_export(
+    model: LocalModel, export_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Encoder(model, backend="onnx", threads=1, export_dir=export_root)  # made or reused
+    data = tmp_path / "data"
+    name = f"{model.fingerprint}-onnx"
+    shutil.copytree(export_root / name, data / "models" / name)
+
+    def no_export(*_args: object) -> Path:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr("appliance.embedding.backends.onnx_backend.export_onnx", no_export)
+    result = CliRunner().invoke(
+        main, ["models", "export", "--backend", "onnx", "--data-dir", str(data)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"ok: {model.model_id} (onnx)" in result.output
