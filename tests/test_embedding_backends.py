@@ -290,3 +290,40 @@ def test_models_export_verb_reuses_a_verified_export(
     )
     assert result.exit_code == 0, result.output
     assert f"ok: {model.model_id} (onnx)" in result.output
+
+
+PROBE = r"""
+import sys
+from pathlib import Path
+from appliance.embedding.encoder import Encoder
+from appliance.models.registry import ModelRegistry
+
+model = ModelRegistry().resolve("all-MiniLM-L6-v2")
+for backend in ("onnx", "openvino"):
+    encoder = Encoder(model, backend=backend, threads=1, export_dir=Path(sys.argv[1]))
+    for _ in range(10):
+        encoder.encode(["an offline query", "and a longer passage " * 20])
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_native_code_makes_no_network_syscall(
+    tmp_path: Path, model: LocalModel, export_root: Path
+) -> None:
+    """Telemetry in native code (onnxruntime's 1DS client) bypasses Python's socket module:
+    trace the system calls of the whole process tree instead."""
+    for backend in ("onnx", "openvino"):
+        Encoder(model, backend=backend, threads=1, export_dir=export_root)  # made or reused
+    if subprocess.run(["strace", "-o", os.devnull, "true"], check=False).returncode != 0:
+        pytest.skip("strace cannot trace here (ptrace not permitted)")
+    unset = ("HF_HUB_OFFLINE", "ORT_DISABLE_TELEMETRY")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    trace = tmp_path / "trace.txt"
+    command = ["strace", "-f", "-qq", "-e", "trace=socket,connect", "-o", str(trace)]
+    command += [sys.executable, "-c", PROBE, str(export_root)]
+    subprocess.run(command, env=env, capture_output=True, timeout=300, check=True)
+    # A DNS lookup or a connection starts with an AF_INET/AF_INET6 socket; local services
+    # (nscd) use AF_UNIX. Before ORT_DISABLE_TELEMETRY, onnxruntime made UDP sockets for DNS.
+    lines = trace.read_text().splitlines()
+    assert [line for line in lines if "AF_INET" in line] == []

@@ -58,7 +58,9 @@ def ensure_export(
     if is_valid(final, fingerprint, backend, recipe):
         return final
     if final.exists():
-        log.warning("export %s is incomplete or altered: exporting it again", final)
+        log.warning(
+            "export %s is incomplete, altered or of another recipe: exporting it again", final
+        )
         stale = Path(tempfile.mkdtemp(prefix=f".stale-{final.name}-", dir=cache_root))
         final.rename(stale / "old")
         shutil.rmtree(stale, ignore_errors=True)

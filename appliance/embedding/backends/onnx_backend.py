@@ -20,7 +20,9 @@ from appliance.embedding.backends.onnx_export import (
 from appliance.embedding.backends.runtime import RuntimeBackend
 from appliance.models.registry import LocalModel
 
-# onnxruntime 1.32 otherwise looks up an events host during inference: nothing calls out.
+# Nothing calls out. This call alone does not stop onnxruntime 1.32's DNS lookups of its events
+# host (strace shows them); ORT_DISABLE_TELEMETRY=1, set in appliance/__init__.py before
+# onnxruntime is imported, does. tests/test_embedding_backends.py checks with strace.
 onnxruntime.disable_telemetry_events()
 
 
