@@ -16,12 +16,10 @@ from appliance.errors import ApplianceError
 
 
 def _settings(ctx: click.Context, backend: str | None = None, **overrides: Any) -> Settings:
-    settings = load_settings(ctx.obj.get("config"), **overrides)
-    if backend is None:
-        return settings
-    # --backend names the backend for the model actually used, whatever per-model table says.
-    backends = {**settings.embedding_backends, settings.model: backend}
-    return load_settings(ctx.obj.get("config"), **overrides, embedding_backends=backends)
+    if backend is not None:
+        # --backend wins over the configuration, per-model table included.
+        overrides.update(embedding_backend=backend, embedding_backends={})
+    return load_settings(ctx.obj.get("config"), **overrides)
 
 
 def _open(settings: Settings) -> Any:

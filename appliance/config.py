@@ -32,9 +32,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Verify the sha256 of registered model files before loading them.
     verify_model: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Which backend embeds with the configured model (APPLIANCE_EMBEDDING_BACKEND), and
-    # per-model choices by model name or path, which win over it: {"all-MiniLM-L6-v2" =
-    # "openvino"}. Exports are cached under <data_dir>/models/.
+    # Which backend embeds (APPLIANCE_EMBEDDING_BACKEND), and per-model choices by registry
+    # name (a directory's own name for a model given as a path), which win over it:
+    # {"all-MiniLM-L6-v2" = "openvino"}. Exports are cached under <data_dir>/models/.
     embedding_backend: str = "torch"
     embedding_backends: dict[str, str] = msgspec.field(default_factory=dict)
     embed_batch_size: int = 64
@@ -90,7 +90,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 )
 
     def backend_for(self, model: str) -> str:
-        """The embedding backend configured for `model` (a registry name or a path)."""
+        """The embedding backend configured for the model named `model`."""
         return self.embedding_backends.get(model, self.embedding_backend)
 
     @property

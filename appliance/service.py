@@ -47,7 +47,7 @@ class Appliance:
                 device=settings.device,
                 batch_size=settings.embed_batch_size,
                 threads=settings.torch_threads,
-                backend=settings.backend_for(settings.model),
+                backend=settings.backend_for(model.name),
                 export_dir=settings.model_export_dir,
             )
         self.encoder = encoder

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -327,3 +328,15 @@ def test_native_code_makes_no_network_syscall(
     # (nscd) use AF_UNIX. Before ORT_DISABLE_TELEMETRY, onnxruntime made UDP sockets for DNS.
     lines = trace.read_text().splitlines()
     assert [line for line in lines if "AF_INET" in line] == []
+
+
+def test_backend_flag_wins_over_the_configuration(tmp_path: Path) -> None:
+    from appliance.cli import _settings
+
+    config = tmp_path / "appliance.toml"
+    config.write_text(
+        'embedding_backend = "onnx"\n[embedding_backends]\n"all-MiniLM-L6-v2" = "onnx"\n'
+    )
+    ctx = click.Context(main, obj={"config": config})
+    assert _settings(ctx).backend_for("all-MiniLM-L6-v2") == "onnx"
+    assert _settings(ctx, "openvino").backend_for("all-MiniLM-L6-v2") == "openvino"

@@ -63,7 +63,7 @@ def run_eval(
     dataset = load_beir(config.directory, config.split)
     started = time.perf_counter()
     probe = Appliance.resolve_model(base_settings)
-    backend = base_settings.backend_for(base_settings.model)
+    backend = base_settings.backend_for(probe.name)
     # A backend other than torch gets its own store even where its vectors keep the model's
     # id (onnx, openvino): otherwise it would be scored on the torch vectors already stored.
     vectors_key = probe.fingerprint if backend == "torch" else f"{probe.fingerprint}-{backend}"
