@@ -11,11 +11,14 @@ from typing import Any
 
 import click
 
-from appliance.config import Settings, load_settings
+from appliance.config import EMBEDDING_BACKENDS, Settings, load_settings
 from appliance.errors import ApplianceError
 
 
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+def _settings(ctx: click.Context, backend: str | None = None, **overrides: Any) -> Settings:
+    if backend is not None:
+        # --backend wins over the configuration, per-model table included.
+        overrides.update(embedding_backend=backend, embedding_backends={})
     return load_settings(ctx.obj.get("config"), **overrides)
 
 
@@ -36,6 +39,13 @@ threads_option = click.option(
     default=0,
     show_default=True,
     help="Torch CPU threads for embedding; 0 = every core (bulk work on an idle box).",
+)
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(EMBEDDING_BACKENDS),
+    default=None,
+    help="Embedding backend for the configured model (default: APPLIANCE_EMBEDDING_BACKEND, "
+    "then embedding_backends in the config, then torch).",
 )
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False), help="Data directory (default ./var)."
@@ -62,6 +72,7 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8000).")
 @data_dir_option
+@backend_option
 @click.option(
     "--allow-open-network",
     is_flag=True,
@@ -74,6 +85,7 @@ def serve(
     host: str | None,
     port: int | None,
     data_dir: str | None,
+    backend: str | None,
     allow_open_network: bool | None,
 ) -> None:
     """Serve the HTTP API (flags override APPLIANCE_HOST / _PORT / _DATA_DIR)."""
@@ -82,7 +94,12 @@ def serve(
     from appliance.api.app import create_app
 
     settings = _settings(
-        ctx, host=host, port=port, data_dir=data_dir, allow_open_network=allow_open_network
+        ctx,
+        backend,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        allow_open_network=allow_open_network,
     )
     try:
         app = create_app(settings)
@@ -106,6 +123,7 @@ def serve(
 @click.option("--batch-size", default=256, show_default=True)
 @threads_option
 @data_dir_option
+@backend_option
 @click.pass_context
 def ingest(
     ctx: click.Context,
@@ -114,13 +132,14 @@ def ingest(
     batch_size: int,
     threads: int,
     data_dir: str | None,
+    backend: str | None,
 ) -> None:
     """Ingest a JSONL file (id/text/metadata per line, or BEIR corpus.jsonl)."""
     from tqdm import tqdm
 
     from appliance.ingest.sources import count_lines, read_jsonl
 
-    settings = _settings(ctx, data_dir=data_dir, torch_threads=threads)
+    settings = _settings(ctx, backend, data_dir=data_dir, torch_threads=threads)
     name = collection or settings.default_collection
     try:
         appliance = _open(settings)
@@ -225,6 +244,30 @@ def models_verify(ctx: click.Context, name: str) -> None:
     except ApplianceError as exc:
         _fail(exc)
     click.echo(f"ok: {model.model_id} at {model.directory}")
+
+
+@models.command("export")
+@click.option("--model", "model_name", default=None, help="Model (default: the configured one).")
+@click.option("--backend", type=click.Choice(EMBEDDING_BACKENDS[1:]), required=True)
+@data_dir_option
+@click.pass_context
+def models_export(
+    ctx: click.Context, model_name: str | None, backend: str, data_dir: str | None
+) -> None:
+    """Export a model for an onnx/openvino backend into DATA_DIR/models (else done on first use);
+    an existing export is verified and reused."""
+    from appliance.embedding.encoder import Encoder
+    from appliance.service import Appliance
+
+    settings = _settings(ctx, data_dir=data_dir, model=model_name)
+    try:
+        model = Appliance.resolve_model(settings)
+        encoder = Encoder(
+            model, batch_size=8, threads=1, backend=backend, export_dir=settings.model_export_dir
+        )
+    except ApplianceError as exc:
+        _fail(exc)
+    click.echo(f"ok: {encoder.model_id} ({backend}) in {settings.model_export_dir}")
 
 
 @models.command("import")
@@ -713,6 +756,7 @@ def jobs_show(ctx: click.Context, job_id: str, follow: bool, data_dir: str | Non
 @click.option("--scratch", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @threads_option
+@backend_option
 @click.pass_context
 def eval_command(
     ctx: click.Context,
@@ -733,6 +777,7 @@ def eval_command(
     scratch: Path | None,
     as_json: bool,
     threads: int,
+    backend: str | None,
 ) -> None:
     """Evaluate retrieval quality on a BEIR directory (nDCG@10, recall@100, MRR@10)."""
     from tqdm import tqdm
@@ -741,7 +786,7 @@ def eval_command(
     from appliance.index.base import parse_index_arg
     from appliance.search.pipeline import SearchOptions
 
-    settings = _settings(ctx, torch_threads=threads, data_dir=data_dir)
+    settings = _settings(ctx, backend, torch_threads=threads, data_dir=data_dir)
     if feedback_collection:
         from appliance.bench.evaluate import feedback_eval
 

@@ -15,6 +15,10 @@ import msgspec
 
 from appliance.errors import InvalidConfig
 
+# Embedding backends (appliance/embedding/backends/): torch is the reference; the others run
+# an export of the same model made on this machine on first use (see README: backends).
+EMBEDDING_BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-f32")
+
 
 class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
@@ -32,6 +36,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Verify the sha256 of registered model files before loading them.
     verify_model: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Which backend embeds (APPLIANCE_EMBEDDING_BACKEND), and per-model choices by registry
+    # name (a directory's own name for a model given as a path), which win over it:
+    # {"all-MiniLM-L6-v2" = "openvino"}. Exports are cached under <data_dir>/models/.
+    embedding_backend: str = "torch"
+    embedding_backends: dict[str, str] = msgspec.field(default_factory=dict)
     embed_batch_size: int = 64
     # CPU threads torch uses per encode. 1 keeps query latency flat when requests run side by
     # side (measured on 2 cores: with 2 threads and the other core busy, one query embedding
@@ -80,6 +89,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # On SIGTERM, seconds to let in-flight requests finish before index snapshots are saved.
     shutdown_grace_seconds: float = 30.0
 
+    def __post_init__(self) -> None:
+        for name in (self.embedding_backend, *self.embedding_backends.values()):
+            if name not in EMBEDDING_BACKENDS:
+                raise InvalidConfig(
+                    f"unknown embedding backend {name!r}: choose one of "
+                    f"{', '.join(EMBEDDING_BACKENDS)}"
+                )
+
+    def backend_for(self, model: str) -> str:
+        """The embedding backend configured for the model named `model`."""
+        return self.embedding_backends.get(model, self.embedding_backend)
+
     @property
     def registry_path(self) -> Path | None:
         return Path(self.model_registry) if self.model_registry else None
@@ -87,6 +108,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def model_export_dir(self) -> Path:
+        """Models exported for the onnx and openvino backends, one folder per model+backend."""
+        return self.data_path / "models"
 
     @property
     def index_dir(self) -> Path:

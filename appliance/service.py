@@ -107,18 +107,23 @@ class Appliance:
         # Started only where something serves: the API's loader, not one-shot CLI commands.
         self.jobs = JobRunner(self.db, self.ingest)
 
-    def load_encoder(self, model: LocalModel) -> Encoder:
+    def load_encoder(self, model: LocalModel, backend: str | None = None) -> Encoder:
+        """`backend`: None = the configured one for this model (a lossy variant's vectors
+        name the backend that made them, and must be read with it)."""
         return Encoder(
             model,
             device=self.settings.device,
             batch_size=self.settings.embed_batch_size,
             threads=self.settings.torch_threads,
+            backend=backend or self.settings.backend_for(model.name),
+            export_dir=self.settings.model_export_dir,
         )
 
     def dimension_of(self, model_id: str) -> int:
         """A model's vector dimension without waiting for a model to load where the registry
         or the stored vectors tell it (the default model may still be loading)."""
-        if model_id == self._default_model.model_id:
+        name = model_id.rpartition("@")[0].partition("+")[0]
+        if name == self._default_model.name:
             record = self._default_model.record
             if record and record.dimension:
                 return record.dimension  # checked against the loaded model in __init__

@@ -63,9 +63,13 @@ def run_eval(
     dataset = load_beir(config.directory, config.split)
     started = time.perf_counter()
     probe = Appliance.resolve_model(base_settings)
+    backend = base_settings.backend_for(probe.name)
+    # A backend other than torch gets its own store even where its vectors keep the model's
+    # id (onnx, openvino): otherwise it would be scored on the torch vectors already stored.
+    vectors_key = probe.fingerprint if backend == "torch" else f"{probe.fingerprint}-{backend}"
     settings = msgspec.structs.replace(
         base_settings,
-        data_dir=str(scratch_dir(scratch_root, dataset.name, probe.fingerprint, config.chunking)),
+        data_dir=str(scratch_dir(scratch_root, dataset.name, vectors_key, config.chunking)),
         load_sample=False,
         rerank_model=config.rerank_model,
     )
@@ -103,6 +107,7 @@ def run_eval(
             "dataset": dataset.name,
             "split": config.split,
             "mode": outcome_mode,
+            "backend": backend,
             "index": appliance.collections.get(COLLECTION).config.label,
             "chunking": config.chunking,
             "rerank": config.rerank_model or None,

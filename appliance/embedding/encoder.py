@@ -1,26 +1,35 @@
-"""Batch text encoding with a sentence-transformers model loaded from local files only."""
+"""Batch text encoding with a local embedding model, through a chosen backend (torch,
+onnxruntime, OpenVINO); the same surface and the same statistics whichever runs."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence_transformers is imported, whoever imports us
 
 import numpy as np
-import torch
-from sentence_transformers import SentenceTransformer
 from tokenizers import Tokenizer
 
+from appliance.embedding.backends import check_backend, load_backend
 from appliance.models.registry import LocalModel, check_complete
 
 
 def pick_device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+    from appliance.embedding.backends.torch_backend import pick_device as torch_pick_device
+
+    return torch_pick_device(requested)
+
+
+def default_export_dir() -> Path:
+    from appliance.config import load_settings
+
+    return load_settings().data_path / "models"
 
 
 class Encoder:
@@ -33,30 +42,43 @@ class Encoder:
         device: str = "auto",
         batch_size: int = 64,
         threads: int | None = None,
+        backend: str = "torch",
+        export_dir: Path | None = None,
     ) -> None:
         check_complete(model.directory)
-        if threads is not None:
-            # Process-wide in torch: the appliance is the only torch user in its process.
-            torch.set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
         self.model = model
-        self.device = pick_device(device)
+        self.backend_name = check_backend(backend)
+        self.device = "cpu" if backend != "torch" else pick_device(device)
         self.batch_size = batch_size
-        self._st = SentenceTransformer(
-            str(model.directory), device=self.device, local_files_only=True
+        self._backend = load_backend(
+            backend,
+            model,
+            device=device,
+            threads=threads,
+            export_dir=export_dir or default_export_dir(),
         )
-        dimension = self._st.get_embedding_dimension()
-        if dimension is None:
-            raise ValueError(f"model at {model.directory} does not report its dimension")
-        self.dimension: int = int(dimension)
+        # The raw SentenceTransformer for benchmarks' baselines; None for exported backends.
+        self._st: Any = getattr(self._backend, "st", None)
+        self.dimension: int = self._backend.dimension
         # The sequence length comes from the sentence-transformers config (256 for MiniLM).
-        self.max_seq_length: int = int(self._st.max_seq_length or 0)
-        backend = getattr(self._st.tokenizer, "backend_tokenizer", None)
-        if backend is None:
-            raise ValueError(f"model at {model.directory} has no fast tokenizer")
+        self.max_seq_length: int = self._backend.max_seq_length
         # A private copy: counting and chunking must see every token, never a truncated list.
-        self._tokenizer = Tokenizer.from_str(backend.to_str())
+        self._tokenizer = Tokenizer.from_str(self._backend.tokenizer.to_str())
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
+        # Vectors that are the same model's (cosine >= 0.9999 against torch: onnx fp32,
+        # OpenVINO bf16/f32) keep the model's id and fingerprint, so switching to a faster
+        # backend neither re-embeds a collection nor cools the embedding cache. A lossy variant
+        # (int8) gets its own fingerprint and id: its vectors must never share an index or an
+        # embedding-cache entry with the source model's.
+        variant = self._backend.lossy_variant
+        if variant is None:
+            self._fingerprint = model.fingerprint
+            self._model_id = model.model_id
+        else:
+            digest = hashlib.sha256(f"{model.fingerprint}:{variant}".encode()).hexdigest()
+            self._fingerprint = digest[:16]
+            self._model_id = f"{model.name}+{variant}@{self._fingerprint}"
         self.texts_encoded = 0
         self.tokens_encoded = 0
         self.compute_seconds = 0.0
@@ -64,11 +86,11 @@ class Encoder:
 
     @property
     def model_id(self) -> str:
-        return self.model.model_id
+        return self._model_id
 
     @property
     def fingerprint(self) -> str:
-        return self.model.fingerprint
+        return self._fingerprint
 
     def token_offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
         """Each text's tokens as character spans, without special tokens or truncation."""
@@ -92,13 +114,7 @@ class Encoder:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         started = time.perf_counter()
-        vectors = self._st.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        vectors = self._backend.embed(list(texts), self.batch_size)
         elapsed = time.perf_counter() - started
         tokens = self.count_tokens(texts)
         with self._stats_lock:

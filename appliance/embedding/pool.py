@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from appliance.embedding.backends import backend_for_variant
 from appliance.embedding.encoder import Encoder
 from appliance.errors import ModelIntegrityError, ModelNotFound
 from appliance.models.registry import LocalModel, ModelRegistry
@@ -19,7 +20,7 @@ class EncoderPool:
     def __init__(
         self,
         registry: ModelRegistry,
-        load: Callable[[LocalModel], Encoder],
+        load: Callable[[LocalModel, str | None], Encoder],
         *,
         verify: bool = True,
     ) -> None:
@@ -43,17 +44,30 @@ class EncoderPool:
         if encoder is not None:
             return encoder
         name, _, fingerprint = model_id.rpartition("@")
+        # A lossy variant (`name+int8@...`) is the named model run by the backend that makes
+        # that variant; its fingerprint is checked by the encoder's own id below.
+        name, _, variant = name.partition("+")
         with self._lock:
             if model_id in self._encoders:
                 return self._encoders[model_id]
             model = self.resolve(name)
+            if variant:
+                encoder = self._load(model, backend_for_variant(variant))
+                if encoder.model_id != model_id:
+                    raise ModelIntegrityError(
+                        f"vectors were made by {model_id}, but {name!r} with its {variant} "
+                        f"backend now makes {encoder.model_id}: restore the original files, "
+                        f"or reindex the collection with another model"
+                    )
+                self._encoders[model_id] = encoder
+                return encoder
             if model.fingerprint != fingerprint:
                 raise ModelIntegrityError(
                     f"vectors were made by {model_id}, but model {name!r} now has files with "
                     f"fingerprint {model.fingerprint}: restore the original files, or reindex "
                     f"the collection with `appliance reindex --collection C --model {name}`"
                 )
-            encoder = self._load(model)
+            encoder = self._load(model, None)
             self._encoders[model_id] = encoder
             return encoder
 

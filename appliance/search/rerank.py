@@ -9,7 +9,6 @@ from collections.abc import Sequence
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import numpy as np
-from sentence_transformers import CrossEncoder
 
 from appliance.embedding.encoder import pick_device
 from appliance.models.registry import LocalModel, check_complete
@@ -20,6 +19,10 @@ class Reranker:
         check_complete(model.directory, kind="cross-encoder")
         self.model = model
         self.batch_size = batch_size
+        # Imported here: with an onnx/openvino embedding backend and no reranker configured, the
+        # process never loads torch (about 300 MiB of RSS).
+        from sentence_transformers import CrossEncoder
+
         self._cross_encoder = CrossEncoder(
             str(model.directory), device=pick_device(device), local_files_only=True
         )
