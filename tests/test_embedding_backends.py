@@ -340,3 +340,17 @@ def test_backend_flag_wins_over_the_configuration(tmp_path: Path) -> None:
     ctx = click.Context(main, obj={"config": config})
     assert _settings(ctx).backend_for("all-MiniLM-L6-v2") == "onnx"
     assert _settings(ctx, "openvino").backend_for("all-MiniLM-L6-v2") == "openvino"
+
+
+def test_openvino_reused_requests_are_safe_across_threads(
+    model: LocalModel, export_root: Path, texts: list[str]
+) -> None:
+    """Infer requests are pooled; callers running at once must each get their own answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = Encoder(model, device="cpu", backend="openvino", export_dir=export_root)
+    alone = [encoder.encode([text])[0] for text in texts[:24]]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda text: encoder.encode([text])[0], texts[:24]))
+    for one, other in zip(alone, together, strict=True):
+        assert float(one @ other) > 0.9999

@@ -8,6 +8,7 @@ with the runtime's own ONNX reader (Core.read_model), never the telemetry-sendin
 
 from __future__ import annotations
 
+import queue
 import tempfile
 from pathlib import Path
 
@@ -63,10 +64,19 @@ class OpenVinoBackend(RuntimeBackend):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(str(directory / IR_FILE), "CPU", config)
+        # Infer requests are reused (creating one costs about as much as a short query), one
+        # per concurrent caller: the Encoder may be called from several threads.
+        self._idle: queue.SimpleQueue[openvino.InferRequest] = queue.SimpleQueue()
         super().__init__(layout, self._run)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        # One infer request per call: the Encoder may be called from several threads.
-        result = self.compiled.create_infer_request().infer(feeds)
-        return np.asarray(result[0])
+        try:
+            request = self._idle.get_nowait()
+        except queue.Empty:
+            request = self.compiled.create_infer_request()
+        try:
+            # Copied: the request's output buffer is reused by its next inference.
+            return np.array(request.infer(feeds)[0], copy=True)
+        finally:
+            self._idle.put(request)
