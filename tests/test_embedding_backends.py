@@ -22,6 +22,7 @@ from appliance.embedding.encoder import Encoder
 from appliance.errors import InvalidConfig
 from appliance.models.registry import LocalModel, ModelRegistry
 from appliance.service import Appliance
+from tests.network_guard import NETWORK_GUARD
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "python-stdlib.jsonl"
 
@@ -196,37 +197,15 @@ def test_unknown_backend_is_a_clear_error(model: LocalModel, tmp_path: Path) -> 
     assert result.exit_code == 2 and "tensorrt" in result.output
 
 
-GUARD = r"""
-import ipaddress, json, multiprocessing, socket, subprocess, sys
+GUARD = (
+    NETWORK_GUARD
+    + r"""
+import multiprocessing
 from pathlib import Path
-
-attempts = []
-_connect, _getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-def _loopback(host):
-    if host in (None, "", "localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-def connect(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
-        attempts.append(["connect", str(address[0])])
-        raise OSError("network blocked by test")
-    return _connect(self, address)
-
-def getaddrinfo(host, *args, **kwargs):
-    if not _loopback(host if isinstance(host, str) else None):
-        attempts.append(["dns", str(host)])
-        raise socket.gaierror("DNS blocked by test")
-    return _getaddrinfo(host, *args, **kwargs)
 
 def start(self):  # openvino_telemetry sends from a child process
     attempts.append(["process", repr(self)])
 
-socket.socket.connect, socket.getaddrinfo = connect, getaddrinfo
 multiprocessing.Process.start = start
 
 from appliance.embedding.encoder import Encoder
@@ -244,6 +223,7 @@ print(json.dumps({
     "norm": float((vectors ** 2).sum()),
 }))
 """
+)
 
 
 @pytest.mark.parametrize("backend", ["openvino", "onnx"])

@@ -9,42 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-GUARD = r"""
-import ipaddress, json, socket, sys
+from tests.network_guard import NETWORK_GUARD
 
-attempts = []
-_connect, _connect_ex, _getaddrinfo = (
-    socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo)
-
-def _loopback(host):
-    if host in (None, "", "localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-def connect(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
-        attempts.append(["connect", str(address[0])])
-        raise OSError("network blocked by test")
-    return _connect(self, address)
-
-def connect_ex(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
-        attempts.append(["connect", str(address[0])])
-        return 111
-    return _connect_ex(self, address)
-
-def getaddrinfo(host, *args, **kwargs):
-    if not _loopback(host if isinstance(host, str) else None):
-        attempts.append(["dns", str(host)])
-        raise socket.gaierror("DNS blocked by test")
-    return _getaddrinfo(host, *args, **kwargs)
-
-socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = (
-    connect, connect_ex, getaddrinfo)
-
+GUARD = (
+    NETWORK_GUARD
+    + r"""
 from appliance.config import load_settings
 from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
@@ -59,6 +28,7 @@ hits = appliance.search.search("default", "repair a punctured tire").results
 appliance.close()
 print(json.dumps({"attempts": attempts, "top": hits[0].id}))
 """
+)
 
 
 def test_ingest_and_search_make_no_network_attempt(tmp_path: Path) -> None:
