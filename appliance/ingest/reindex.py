@@ -115,7 +115,12 @@ class ReindexService:
         `version(collection, model)`."""
         live, encoder = self._prepare(collection, model)
         self._claim(collection)
-        self._record(live.id, encoder.model_id, version_store.BUILDING, detail="queued")
+        try:
+            self._record(live.id, encoder.model_id, version_store.BUILDING, detail="queued")
+        except BaseException:
+            with self._lock:
+                self._running.pop(collection, None)
+            raise
         thread = threading.Thread(
             target=self._run_claimed,
             args=(collection, encoder, None),
