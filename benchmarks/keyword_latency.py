@@ -25,11 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from keyword_corpus import bench_queries, build_corpus  # noqa: E402
-from sqlalchemy import column, func, literal_column, select, table  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from appliance.store.keyword import FTS_TABLE, keyword_search, match_expression  # noqa: E402
-from appliance.store.schema import DocumentRow  # noqa: E402
+from appliance.store.keyword import joined_search, keyword_search, match_expression  # noqa: E402
 
 
 def old_keyword_search(
@@ -39,17 +37,7 @@ def old_keyword_search(
     expression = match_expression(query)
     if expression is None:
         return []
-    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
-    rank = func.bm25(literal_column(FTS_TABLE), title_weight, 1.0).label("rank")
-    statement = (
-        select(DocumentRow.id, rank)
-        .join_from(fts, DocumentRow, fts.c.rowid == DocumentRow.id)
-        .where(fts.c[FTS_TABLE].op("MATCH")(expression))
-        .where(DocumentRow.collection_id == collection_id)
-        .order_by(rank)
-        .limit(limit)
-    )
-    return [(int(doc_id), -float(score)) for doc_id, score in session.execute(statement)]
+    return joined_search(session, collection_id, expression, limit, None, (title_weight, 1.0))
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import column, func, insert, literal_column, select, table
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from appliance.search.filters import compile_filter
 from appliance.store import collections as collection_store
+from appliance.store import keyword as keyword_store
 from appliance.store.database import Database
 from appliance.store.documents import content_hash
-from appliance.store.keyword import FTS_TABLE, keyword_search, match_expression
+from appliance.store.keyword import keyword_search, match_expression
 from appliance.store.schema import DocumentRow
 
 WORDS = [
@@ -66,19 +67,14 @@ def joined_search(
     """The reference: every match joined to its document, filtered, then sorted."""
     expression = match_expression(query)
     assert expression is not None
-    fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
-    rank = func.bm25(literal_column(FTS_TABLE), title_weight, 1.0).label("rank")
-    statement = (
-        select(DocumentRow.id, rank)
-        .join_from(fts, DocumentRow, fts.c.rowid == DocumentRow.id)
-        .where(fts.c[FTS_TABLE].op("MATCH")(expression))
-        .where(DocumentRow.collection_id == collection_id)
-        .order_by(rank)
-        .limit(limit)
+    return keyword_store.joined_search(
+        session,
+        collection_id,
+        expression,
+        limit,
+        where,
+        (title_weight, 1.0),  # type: ignore[arg-type]
     )
-    if where is not None:
-        statement = statement.where(where)  # type: ignore[arg-type]
-    return [(int(i), -float(s)) for i, s in session.execute(statement)]
 
 
 @pytest.fixture(scope="module")

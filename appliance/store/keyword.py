@@ -135,6 +135,19 @@ def _full_search(
         hits = []
     if len(hits) == len(rows) or len(rows) < limit:
         return hits  # all of the best `limit` qualify, or these were all the matches
+    return joined_search(session, collection_id, expression, limit, where, weights)
+
+
+def joined_search(
+    session: Session,
+    collection_id: int,
+    expression: str,
+    limit: int,
+    where: ColumnElement[bool] | None,
+    weights: tuple[float, float],
+) -> list[tuple[int, float]]:
+    """The plain form: every match joined to its document, filtered, then sorted. Exact for
+    any filter; the fallback of `_full_search` and the reference it is measured against."""
     fts = table(FTS_TABLE, column("rowid"), column(FTS_TABLE))
     rank = func.bm25(literal_column(FTS_TABLE), *weights).label("rank")
     statement = (
