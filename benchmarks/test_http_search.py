@@ -5,11 +5,9 @@ same index) + an empty Litestar route. Targets: p50 <= 1.2x that baseline; a cac
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 from litestar import Litestar, post
 from litestar.params import JSONBody
@@ -20,6 +18,7 @@ from appliance.config import Settings
 from appliance.embedding.encoder import Encoder
 from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
+from benchmarks.http_baseline import fresh_queries, raw_search
 
 DOCUMENTS = 300
 ROUNDS = 40
@@ -55,18 +54,6 @@ def served(
     appliance.db.close()
 
 
-def _fresh_queries(documents: list[DocumentInput]) -> Callable[[], tuple[tuple[str], dict]]:
-    # Never the same text twice: the embedding cache must miss.
-    counter = itertools.count()
-    words = [doc.id.replace(".", " ").replace("_", " ") for doc in documents]
-
-    def next_query() -> tuple[tuple[str], dict]:
-        n = next(counter)
-        return (f"{words[n % len(words)]} {n}",), {}
-
-    return next_query
-
-
 @pytest.mark.parametrize("role", ["baseline", "appliance"])
 def test_search_fresh_query(
     benchmark: Any,
@@ -83,17 +70,9 @@ def test_search_fresh_query(
             response = client.post("/search", json={"query": query, "limit": 10})
             assert response.status_code == 200
     else:
-        live = appliance.collections.get(appliance.settings.default_collection)
-        raw_index = live.index._index  # type: ignore[attr-defined]
-        raw_index.set_ef(128)
-        st = appliance.encoder._st
+        run = raw_search(appliance, empty)
 
-        def run(query: str) -> None:
-            vector = st.encode([query], normalize_embeddings=True, show_progress_bar=False)
-            raw_index.knn_query(np.asarray(vector, dtype=np.float32), k=10, num_threads=1)
-            assert empty.post("/empty", json={"query": query, "limit": 10}).status_code == 200
-
-    benchmark.pedantic(run, setup=_fresh_queries(sample_documents), rounds=ROUNDS, warmup_rounds=3)
+    benchmark.pedantic(run, setup=fresh_queries(sample_documents), rounds=ROUNDS, warmup_rounds=3)
     report.pair(benchmark, "HTTP search p50 (fresh query)", role, kind="latency", target=1.2)
 
 

@@ -9,25 +9,24 @@ The dense row does the baseline's work; the hybrid row (the default mode) adds B
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from appliance.config import load_settings
 from appliance.embedding.encoder import Encoder
 from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
+from benchmarks.http_baseline import fresh_queries, raw_search
 
 DOCUMENTS = 300
 ROUNDS = 60
@@ -111,20 +110,6 @@ def servers(
     reader.db.close()
 
 
-def _fresh_queries(
-    documents: list[DocumentInput], prefix: str
-) -> Callable[[], tuple[tuple[str], dict]]:
-    # Never the same text twice, across roles too: the server's embedding cache must miss.
-    counter = itertools.count()
-    words = [doc.id.replace(".", " ").replace("_", " ") for doc in documents]
-
-    def next_query() -> tuple[tuple[str], dict]:
-        n = next(counter)
-        return (f"{words[n % len(words)]} {prefix} {n}",), {}
-
-    return next_query
-
-
 @pytest.mark.parametrize("role", ["baseline", "dense", "hybrid"])
 def test_uvicorn_search_fresh_query(
     benchmark: Any,
@@ -136,15 +121,7 @@ def test_uvicorn_search_fresh_query(
     client, empty, reader = servers
     benchmark.group = "uvicorn search, fresh query"
     if role == "baseline":
-        live = reader.collections.get(reader.settings.default_collection)
-        raw_index = live.index._index  # type: ignore[attr-defined]
-        raw_index.set_ef(128)
-        st = reader.encoder._st
-
-        def run(query: str) -> None:
-            vector = st.encode([query], normalize_embeddings=True, show_progress_bar=False)
-            raw_index.knn_query(np.asarray(vector, dtype=np.float32), k=10, num_threads=1)
-            assert empty.post("/empty", json={"query": query, "limit": 10}).status_code == 200
+        run = raw_search(reader, empty)
     else:
         path = f"/collections/{reader.settings.default_collection}/search"
 
@@ -153,7 +130,7 @@ def test_uvicorn_search_fresh_query(
             assert client.post(path, json=body).status_code == 200
 
     benchmark.pedantic(
-        run, setup=_fresh_queries(sample_documents, role), rounds=ROUNDS, warmup_rounds=5
+        run, setup=fresh_queries(sample_documents, role), rounds=ROUNDS, warmup_rounds=5
     )
     if role == "baseline":
         for name in ("uvicorn search p50, dense", "uvicorn search p50, hybrid"):
