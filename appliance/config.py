@@ -24,10 +24,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: str = "var"
-    # A name from the model registry (models/registry.json) or a path to a local
+    # A name from the model registry (appliance/models/registry.json) or a path to a local
     # sentence-transformers directory.
     model: str = "all-MiniLM-L6-v2"
-    # The model registry file; "" = the project's models/registry.json. Point it at a
+    # The model registry file; "" = the bundled appliance/models/registry.json. Point it at a
     # writable file (e.g. in the data dir, starting from a copy of the bundled one) where the
     # project directory is read-only, as in the container.
     model_registry: str = ""

@@ -38,7 +38,9 @@ from appliance.store.database import Database
 
 log = logging.getLogger(__name__)
 
-SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "data" / "sample" / "python-stdlib.jsonl"
+# Package data (pyproject.toml), so an installed wheel has it too; data/build_sample_corpus.py
+# rebuilds it.
+SAMPLE_CORPUS = Path(__file__).resolve().parent / "sample" / "python-stdlib.jsonl"
 
 
 class Appliance:

@@ -1,6 +1,6 @@
 """Build the sample corpus: docstrings of the Python standard library on this machine.
 
-    python data/build_sample_corpus.py  # writes data/sample/python-stdlib.jsonl
+    python data/build_sample_corpus.py  # writes appliance/sample/python-stdlib.jsonl
 
 One document per module, public function and public class: the first paragraph of its
 docstring, with metadata {"module", "kind", "name"}. Nothing is downloaded.
@@ -82,7 +82,7 @@ def documents() -> list[dict[str, object]]:
 
 
 def main() -> None:
-    target = Path(__file__).resolve().parent / "sample" / "python-stdlib.jsonl"
+    target = Path(__file__).resolve().parents[1] / "appliance" / "sample" / "python-stdlib.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
     docs = documents()
     with target.open("w", encoding="utf-8") as handle:

@@ -21,10 +21,10 @@ from appliance.embedding.backends import UnknownBackend, export_cache
 from appliance.embedding.encoder import Encoder
 from appliance.errors import InvalidConfig
 from appliance.models.registry import LocalModel, ModelRegistry
-from appliance.service import Appliance
+from appliance.service import SAMPLE_CORPUS, Appliance
 from tests.network_guard import NETWORK_GUARD
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample" / "python-stdlib.jsonl"
+SAMPLE = SAMPLE_CORPUS
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The registry of installed models: where their files are, what they produce, and their sha256.
 
-Entries live in a JSON file (the project's `models/registry.json` by default). A model path is
+Entries live in a JSON file (the bundled `appliance/models/registry.json` by default). A model path is
 either a filesystem path or `package:<module>/<subdir>`, resolved inside an installed Python
 package (that is how the bundled all-MiniLM-L6-v2 ships). Nothing here ever downloads.
 """
@@ -18,7 +18,8 @@ import msgspec
 from appliance.checksums import file_sha256
 from appliance.errors import ModelIntegrityError, ModelNotFound
 
-DEFAULT_REGISTRY_FILE = Path(__file__).resolve().parents[2] / "models" / "registry.json"
+# Package data (pyproject.toml), so an installed wheel has it too.
+DEFAULT_REGISTRY_FILE = Path(__file__).resolve().parent / "registry.json"
 
 # Files a sentence-transformers directory cannot load without.
 _REQUIRED_FILES = ("modules.json", "config.json")
