@@ -3,15 +3,30 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The CPU build of torch lies on this machine's disk; an unpinned torch pulls a multi-GB CUDA build.
-TORCH_PIN := torch==2.13.0
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: run test quality test-slow test-reliability bench bench-peers lint typecheck check clean
+# One source of truth for versions: exact pins of every runtime (and dev) dependency, written by
+# `make lock` from the installed venv. `make run`/`make test` and `make bundle` all use them.
+RUNTIME_LOCK := requirements/runtime.lock
+DEV_LOCK := requirements/dev.lock
+# The CPU build of torch (torch==X+cpu). PyPI's torch of the same version is the CUDA build
+# (~20 nvidia-* packages, GBs), so torch never comes from PyPI: pip takes it from local disk
+# when its find-links has it (--no-index, as on the build machine), else from the CPU index.
+TORCH_PIN := $(shell grep -m1 '^torch==' $(RUNTIME_LOCK))
+TORCH_VERSION := $(patsubst torch==%,%,$(TORCH_PIN))
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+# $(call pip_torch,PIP,ARGS): `PIP install ARGS` or `PIP download ARGS` of the CPU torch alone.
+pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
+	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
-$(STAMP): pyproject.toml
+.PHONY: run test quality test-slow test-reliability bench bench-peers lint typecheck check clean \
+	lock bundle bundle-test base-image image image-test
+
+$(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH_PIN)
-	$(BIN)/pip install --quiet $(TORCH_PIN) -e '.[dev]'
+	$(call pip_torch,$(BIN)/pip install)
+	$(BIN)/pip install --quiet -c $(RUNTIME_LOCK) -c $(DEV_LOCK) -e '.[dev]'
+	$(BIN)/python -c "import torch; v = torch.__version__; assert v == '$(TORCH_VERSION)', v"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -43,8 +58,9 @@ PEERS_ARGS ?=
 
 $(PEERS_STAMP): benchmarks/peers-requirements.txt
 	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
-	$(PEERS_VENV)/bin/pip install --quiet $(TORCH_PIN) -r benchmarks/peers-requirements.txt
-	$(PEERS_VENV)/bin/python -c "import torch; v = torch.__version__; assert v.startswith('2.13.0'), v"
+	$(call pip_torch,$(PEERS_VENV)/bin/pip install)
+	$(PEERS_VENV)/bin/pip install --quiet '$(TORCH_PIN)' -r benchmarks/peers-requirements.txt
+	$(PEERS_VENV)/bin/python -c "import torch; v = torch.__version__; assert v == '$(TORCH_VERSION)', v"
 	touch $@
 
 bench-peers: $(STAMP) $(PEERS_STAMP)
@@ -64,5 +80,61 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# Rewrite requirements/*.lock from the venv after changing pyproject.toml's dependencies
+# (pip install them into .venv first); tests/test_packaging.py checks they agree.
+lock: $(STAMP)
+	$(BIN)/python scripts/lock.py
+
+# The offline bundle (docs/install.md): dist/local-search-appliance-VERSION.tar.gz holds
+# install.sh, a wheelhouse of every runtime dependency pinned by $(RUNTIME_LOCK) (CPython 3.11,
+# manylinux x86_64, CPU torch) and the project's wheel, and SHA256SUMS. Built with network.
+BUNDLE := dist/local-search-appliance-$(VERSION).tar.gz
+BUNDLE_SOURCES := pyproject.toml $(RUNTIME_LOCK) scripts/bundle.sh deploy/bundle/install.sh \
+	$(shell find appliance -type f -not -path '*/__pycache__/*')
+
+$(BUNDLE): $(BUNDLE_SOURCES)
+	rm -rf build/torch && mkdir -p build/torch
+	$(call pip_torch,$(PYTHON) -m pip download,--dest build/torch)
+	PYTHON=$(PYTHON) scripts/bundle.sh $(VERSION) $(RUNTIME_LOCK) build/torch $@
+
+bundle: $(BUNDLE)
+
+# Unpack into a fresh temp dir, install with no network (unshare -n), serve there, search.
+bundle-test: $(BUNDLE)
+	scripts/bundle_test.sh $(BUNDLE)
+
+# The container (Containerfile). podman/buildah here need runc, cgroupfs and explicit ulimits:
+# deploy/containers.conf says so for these targets only, never in the system configuration.
+PODMAN := CONTAINERS_CONF=$(CURDIR)/deploy/containers.conf podman
+IMAGE := localhost/local-search-appliance
+BASE_IMAGE := localhost/appliance-base:bookworm
+# Another base with python3.11 and useradd, e.g. BASE=docker.io/library/python:3.11-slim.
+BASE ?= $(BASE_IMAGE)
+BASE_ROOTFS_TAR := build/base/bookworm-minbase.tar
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+
+# Debian bookworm (its python3 is 3.11) from Debian's packages, made once and cached.
+$(BASE_ROOTFS_TAR):
+	rm -rf build/base/rootfs && mkdir -p build/base
+	debootstrap --variant=minbase --include=python3,python3-venv bookworm build/base/rootfs \
+		$(DEBIAN_MIRROR)
+	rm -rf build/base/rootfs/var/cache/apt/archives/*.deb build/base/rootfs/var/cache/apt/*.bin \
+		build/base/rootfs/var/lib/apt/lists/*
+	tar -C build/base/rootfs -cf $@.tmp . && mv $@.tmp $@
+	rm -rf build/base/rootfs
+
+base-image: $(BASE_ROOTFS_TAR)
+	$(PODMAN) image exists $(BASE_IMAGE) || $(PODMAN) import $(BASE_ROOTFS_TAR) $(BASE_IMAGE)
+
+# Installs from the bundle with the network off. --format docker keeps the HEALTHCHECK.
+image: $(BUNDLE) $(if $(filter $(BASE_IMAGE),$(BASE)),base-image)
+	$(PODMAN) build --network none --format docker --build-arg BASE=$(BASE) \
+		--build-arg VERSION=$(VERSION) -t $(IMAGE):latest -t $(IMAGE):$(VERSION) -f Containerfile .
+	@echo "image $(IMAGE):$(VERSION): $$($(PODMAN) image inspect --format '{{.Size}}' $(IMAGE):$(VERSION) | awk '{printf "%.0f MB", $$1 / 1e6}')"
+
+# Named volume, loopback port, admin key as a secret; ready, healthy, ingest, search, restart.
+image-test: image
+	PODMAN="$(PODMAN)" scripts/image_test.sh $(IMAGE):$(VERSION)
+
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache dist build
