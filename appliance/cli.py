@@ -517,6 +517,15 @@ def keys_create(ctx: click.Context, scope: str, label: str, data_dir: str | None
     )
 
 
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key without storing it: content for APPLIANCE_ADMIN_KEY_FILE (a secret the
+    server hashes into its store at start)."""
+    from appliance.store import keys as key_store
+
+    click.echo(key_store.generate_key())
+
+
 @keys.command("list")
 @data_dir_option
 @click.pass_context

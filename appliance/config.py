@@ -79,6 +79,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Serve without API keys on a non-loopback address anyway (logs a warning). Without it the
     # appliance refuses to start there until `appliance keys create` has made a key.
     allow_open_network: bool = False
+    # A file holding the admin key (APPLIANCE_ADMIN_KEY_FILE, e.g. a mounted secret), hashed
+    # into the store at start when the store does not know it yet. Without it, a first start
+    # beyond loopback generates an admin key into <data_dir>/admin.key (mode 0600).
+    admin_key_file: str = ""
     # Requests per rate_limit_window, per key by the key's scope, and per client address for
     # requests without a key (an appliance with no keys). 0 turns a limit off.
     rate_limit_window: Literal["second", "minute", "hour", "day"] = "minute"
