@@ -90,6 +90,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_write: int = 1_200
     rate_limit_admin: int = 600
     rate_limit_anonymous: int = 6_000
+    # TLS by uvicorn itself: a PEM certificate (chain) and its private key; both or neither.
+    # A reverse proxy in front (deploy/nginx/) is the other way.
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
     # On SIGTERM, seconds to let in-flight requests finish before index snapshots are saved.
     shutdown_grace_seconds: float = 30.0
 
@@ -100,6 +104,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                     f"unknown embedding backend {name!r}: choose one of "
                     f"{', '.join(EMBEDDING_BACKENDS)}"
                 )
+
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise InvalidConfig("TLS needs both ssl_certfile and ssl_keyfile, or neither")
 
     def backend_for(self, model: str) -> str:
         """The embedding backend configured for the model named `model`."""
