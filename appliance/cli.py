@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -19,7 +19,10 @@ def _settings(ctx: click.Context, backend: str | None = None, **overrides: Any) 
     if backend is not None:
         # --backend wins over the configuration, per-model table included.
         overrides.update(embedding_backend=backend, embedding_backends={})
-    return load_settings(ctx.obj.get("config"), **overrides)
+    try:
+        return load_settings(ctx.obj.get("config"), **overrides)
+    except ApplianceError as exc:
+        _fail(exc)
 
 
 def _open(settings: Settings) -> Any:
@@ -28,7 +31,7 @@ def _open(settings: Settings) -> Any:
     return Appliance(settings)
 
 
-def _fail(exc: ApplianceError) -> None:
+def _fail(exc: ApplianceError) -> NoReturn:
     click.echo(f"error ({exc.code}): {exc.detail}", err=True)
     sys.exit(2)
 
@@ -79,6 +82,8 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
     default=None,
     help="Serve beyond loopback even though no API key exists (anyone can read and write).",
 )
+@click.option("--ssl-certfile", default=None, help="TLS: PEM certificate (chain) to serve https.")
+@click.option("--ssl-keyfile", default=None, help="TLS: the certificate's private key (PEM).")
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -87,6 +92,8 @@ def serve(
     data_dir: str | None,
     backend: str | None,
     allow_open_network: bool | None,
+    ssl_certfile: str | None,
+    ssl_keyfile: str | None,
 ) -> None:
     """Serve the HTTP API (flags override APPLIANCE_HOST / _PORT / _DATA_DIR)."""
     import uvicorn
@@ -100,12 +107,17 @@ def serve(
         port=port,
         data_dir=data_dir,
         allow_open_network=allow_open_network,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
     try:
         app = create_app(settings)
     except ApplianceError as exc:
         _fail(exc)
-    click.echo(f"serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})")
+    scheme = "https" if settings.ssl_certfile else "http"
+    click.echo(
+        f"serving on {scheme}://{settings.host}:{settings.port} (data in {settings.data_dir})"
+    )
     # On SIGTERM uvicorn stops accepting, lets in-flight requests finish (up to the grace
     # period), then runs the app's shutdown, which saves the index snapshots.
     uvicorn.run(
@@ -114,6 +126,8 @@ def serve(
         port=settings.port,
         log_level="warning",
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        ssl_certfile=settings.ssl_certfile or None,
+        ssl_keyfile=settings.ssl_keyfile or None,
     )
 
 
@@ -515,6 +529,15 @@ def keys_create(ctx: click.Context, scope: str, label: str, data_dir: str | None
         "Every request now needs a key (Authorization: Bearer KEY).",
         err=True,
     )
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key without storing it: content for APPLIANCE_ADMIN_KEY_FILE (a secret the
+    server hashes into its store at start)."""
+    from appliance.store import keys as key_store
+
+    click.echo(key_store.generate_key())
 
 
 @keys.command("list")

@@ -79,6 +79,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Serve without API keys on a non-loopback address anyway (logs a warning). Without it the
     # appliance refuses to start there until `appliance keys create` has made a key.
     allow_open_network: bool = False
+    # A file holding the admin key (APPLIANCE_ADMIN_KEY_FILE, e.g. a mounted secret), hashed
+    # into the store at start when the store does not know it yet. Without it, a first start
+    # beyond loopback generates an admin key into <data_dir>/admin.key (mode 0600).
+    admin_key_file: str = ""
     # Requests per rate_limit_window, per key by the key's scope, and per client address for
     # requests without a key (an appliance with no keys). 0 turns a limit off.
     rate_limit_window: Literal["second", "minute", "hour", "day"] = "minute"
@@ -86,6 +90,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit_write: int = 1_200
     rate_limit_admin: int = 600
     rate_limit_anonymous: int = 6_000
+    # TLS by uvicorn itself: a PEM certificate (chain) and its private key; both or neither.
+    # A reverse proxy in front (deploy/nginx/) is the other way.
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
     # On SIGTERM, seconds to let in-flight requests finish before index snapshots are saved.
     shutdown_grace_seconds: float = 30.0
 
@@ -96,6 +104,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                     f"unknown embedding backend {name!r}: choose one of "
                     f"{', '.join(EMBEDDING_BACKENDS)}"
                 )
+
+        if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
+            raise InvalidConfig("TLS needs both ssl_certfile and ssl_keyfile, or neither")
 
     def backend_for(self, model: str) -> str:
         """The embedding backend configured for the model named `model`."""

@@ -96,7 +96,7 @@ def test_revoked_key_stops_working_at_once(client: TestClient[Any], appliance: A
     _new_key(appliance, "read")  # another key keeps the appliance closed after the revoke
     assert client.get("/collections", headers=_bearer(key)).status_code == 200
     with appliance.db.write() as session:
-        assert key_store.revoke_key(session, key_store.key_id_of(key) or "")
+        assert key_store.revoke_key(session, key_store.key_id_of(key))
     assert client.get("/collections", headers=_bearer(key)).status_code == 401
 
 
@@ -129,16 +129,25 @@ def test_cli_keys_create_list_revoke(tmp_path: Any) -> None:
     assert bad.exit_code == 2
 
 
-def test_open_appliance_refuses_a_public_address(
-    settings_for: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+def test_open_appliance_refuses_a_public_address_once_every_key_is_revoked(
+    open_appliance: Callable[..., Appliance], caplog: pytest.LogCaptureFixture
 ) -> None:
+    appliance = open_appliance(host="0.0.0.0")
+    key = _new_key(appliance, "admin")
+    with appliance.db.write() as session:
+        key_store.revoke_key(session, key_store.key_id_of(key))
     with pytest.raises(InvalidConfig, match="without API keys"):
-        create_app(settings_for(host="0.0.0.0"))
+        create_app(appliance.settings)
     with caplog.at_level(logging.WARNING):
-        create_app(settings_for(host="0.0.0.0", allow_open_network=True))
+        create_app(open_appliance(host="0.0.0.0", allow_open_network=True).settings)
     assert "no API keys" in caplog.text
-    create_app(settings_for(host="::1"))
-    create_app(settings_for(host="localhost"))
+
+
+def test_loopback_without_keys_stays_open(settings_for: Callable[..., Settings]) -> None:
+    for host in ("127.0.0.1", "::1", "localhost"):
+        settings = settings_for(host=host)
+        create_app(settings)
+        assert not (settings.data_path / "admin.key").exists()
 
 
 def test_public_address_is_allowed_once_a_key_exists(
@@ -147,12 +156,15 @@ def test_public_address_is_allowed_once_a_key_exists(
     appliance = open_appliance(host="0.0.0.0")
     _new_key(appliance, "admin")
     create_app(appliance.settings)
+    assert not (appliance.settings.data_path / "admin.key").exists()
 
 
-def test_serve_refuses_a_public_address_without_keys(tmp_path: Any) -> None:
-    result = CliRunner().invoke(
-        main, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "data")]
-    )
+def test_serve_refuses_a_public_address_once_every_key_is_revoked(tmp_path: Any) -> None:
+    data = str(tmp_path / "data")
+    runner = CliRunner()
+    key = runner.invoke(main, ["keys", "create", "--scope", "read", "--data-dir", data]).stdout
+    runner.invoke(main, ["keys", "revoke", key_store.key_id_of(key.strip()), "--data-dir", data])
+    result = runner.invoke(main, ["serve", "--host", "0.0.0.0", "--data-dir", data])
     assert result.exit_code == 2 and "refusing to serve on 0.0.0.0" in result.stderr
 
 

@@ -13,7 +13,8 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from appliance import __version__
-from appliance.api.auth import KeyRing, auth_middleware, check_bind_address
+from appliance.admin_key import ensure_admin_key
+from appliance.api.auth import KeyRing, auth_middleware, check_bind_address, is_loopback
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.logging import (
     configure_logging,
@@ -44,8 +45,10 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
     holder = ApplianceHolder.of(appliance) if appliance is not None else ApplianceHolder(settings)
     owns_appliance = appliance is None
     configure_logging(settings.log_format)
+    # Secure by default: the operator's admin key, or one generated on a first start beyond
+    # loopback; never a keyless appliance there unless explicitly allowed.
+    ensure_admin_key(settings, is_public=not is_loopback(settings.host))
     keyring = KeyRing(settings.database_path)
-    # Secure by default: no keyless appliance beyond loopback unless explicitly allowed.
     check_bind_address(settings, keyring)
 
     @asynccontextmanager

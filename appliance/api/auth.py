@@ -139,7 +139,8 @@ def check_bind_address(settings: Settings, keyring: KeyRing) -> None:
     if not settings.allow_open_network:
         raise InvalidConfig(
             f"refusing to serve on {settings.host} without API keys: anyone who can reach it "
-            "could read and change every collection. Create a key first "
+            "could read and change every collection, and every key this store had is revoked. "
+            "Create a key first "
             "(`appliance keys create --scope admin`), bind to 127.0.0.1, or pass "
             "--allow-open-network to accept the risk"
         )

@@ -54,25 +54,35 @@ def scope_allows(granted: str, needed: str) -> bool:
     return _RANK.get(granted, -1) >= _RANK[needed]
 
 
-def key_id_of(key: str) -> str | None:
-    """The public id inside a presented key, or None if it is not shaped like one of ours."""
+def key_id_of(key: str) -> str:
+    """The public id of a presented key: the one inside a key of ours, or for a key an
+    operator made (`admin_key_file`), one derived from its hash."""
     prefix, _, rest = key.partition("_")
     key_id, _, secret = rest.partition("_")
     if prefix != _PREFIX or not key_id or not secret:
-        return None
+        return "x" + hash_key(key)[:11]
     return key_id
+
+
+def generate_key() -> str:
+    """A new key in our format, `lsa_<key id>_<secret>`; nothing is stored."""
+    return f"{_PREFIX}_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
+
+
+def store_key(session: Session, key: str, scope: str, label: str = "") -> ApiKeyRow:
+    """Store the hash of `key` with `scope`; the key itself is never stored."""
+    if scope not in _RANK:
+        raise InvalidRequest(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
+    row = ApiKeyRow(key_id=key_id_of(key), key_hash=hash_key(key), scope=scope, label=label[:200])
+    session.add(row)
+    session.flush()
+    return row
 
 
 def create_key(session: Session, scope: str, label: str = "") -> tuple[ApiKeyRow, str]:
     """A new key: (its row, the key itself). The key is not stored; show it once."""
-    if scope not in _RANK:
-        raise InvalidRequest(f"scope {scope!r} is not one of {', '.join(SCOPES)}")
-    key_id = secrets.token_hex(6)
-    key = f"{_PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
-    row = ApiKeyRow(key_id=key_id, key_hash=hash_key(key), scope=scope, label=label[:200])
-    session.add(row)
-    session.flush()
-    return row, key
+    key = generate_key()
+    return store_key(session, key, scope, label), key
 
 
 def list_keys(session: Session) -> list[ApiKeyRow]:
@@ -102,8 +112,7 @@ def active_keys(session: Session) -> dict[str, ActiveKey]:
 def match_key(keys: dict[str, ActiveKey], presented: str) -> ActiveKey | None:
     """The active key a client presented, or None. The hashes are compared in constant time,
     so response timing says nothing about how much of a guess was right."""
-    key_id = key_id_of(presented)
-    found = keys.get(key_id) if key_id else None
+    found = keys.get(key_id_of(presented))
     expected = found.key_hash if found else "0" * 64
     same = hmac.compare_digest(hash_key(presented), expected)
     return found if found is not None and same else None
