@@ -105,7 +105,8 @@ bundle-test: $(BUNDLE)
 
 # The container (Containerfile). podman/buildah here need runc, cgroupfs and explicit ulimits:
 # deploy/containers.conf says so for these targets only, never in the system configuration.
-PODMAN := CONTAINERS_CONF=$(CURDIR)/deploy/containers.conf podman
+export CONTAINERS_CONF := $(CURDIR)/deploy/containers.conf
+PODMAN := podman
 IMAGE := localhost/local-search-appliance
 BASE_IMAGE := localhost/appliance-base:bookworm
 # Another base with python3.11 and useradd, e.g. BASE=docker.io/library/python:3.11-slim.
@@ -134,7 +135,7 @@ image: $(BUNDLE) $(if $(filter $(BASE_IMAGE),$(BASE)),base-image)
 
 # Named volume, loopback port, admin key as a secret; ready, healthy, ingest, search, restart.
 image-test: image
-	PODMAN="$(PODMAN)" scripts/image_test.sh $(IMAGE):$(VERSION)
+	scripts/image_test.sh $(IMAGE):$(VERSION)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache dist build
