@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch lies on this machine's disk; an unpinned torch pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: run test quality test-slow test-reliability bench bench-peers lint typecheck check clean
+.PHONY: run test quality test-slow test-reliability bench bench-load bench-peers lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ test-slow: $(STAMP)
 # few minutes on 2 cores. Not part of `make test`. Ratios are printed at the end.
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
+
+# Concurrent search throughput of a real server under wrk (Debian package `wrk`) at 1, 8 and
+# 32 connections, against the batched-embedding limit of every core measured in the same run;
+# then the knee past the queue bound. About 5 minutes; BENCH_LOAD_ARGS="--backend openvino".
+BENCH_LOAD_ARGS ?=
+bench-load: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python benchmarks/concurrency.py $(BENCH_LOAD_ARGS)
 
 # The appliance beside txtai and Chroma on SciFact (benchmarks/peers.py). The peers live in
 # their own venv, never in the appliance's; torch is pinned in the same pip command.

@@ -53,6 +53,13 @@ class NotReady(ApplianceError):
     code = "not_ready"
 
 
+class Overloaded(ApplianceError):
+    """More work is queued than the configured bound: answered 503 with Retry-After."""
+
+    code = "overloaded"
+    retry_after_seconds = 1
+
+
 class QueryNotFound(ApplianceError):
     code = "query_not_found"
 

@@ -29,6 +29,7 @@ from appliance.errors import (
     ModelIntegrityError,
     ModelNotFound,
     NotReady,
+    Overloaded,
     QueryNotFound,
     ReindexConflict,
     VersionNotFound,
@@ -47,6 +48,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     ReindexConflict: HTTP_409_CONFLICT,
     CollectionExists: HTTP_409_CONFLICT,
     NotReady: HTTP_503_SERVICE_UNAVAILABLE,
+    Overloaded: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,
     ModelIntegrityError: HTTP_503_SERVICE_UNAVAILABLE,
     StorageFull: HTTP_507_INSUFFICIENT_STORAGE,
@@ -79,7 +81,10 @@ def error_response(status: int, code: str, detail: str) -> Response[dict[str, st
 
 
 def appliance_error(_: Request[Any, Any, Any], exc: ApplianceError) -> Response[dict[str, str]]:
-    return error_response(status_for(exc), exc.code, exc.detail)
+    response = error_response(status_for(exc), exc.code, exc.detail)
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
 
 
 def validation_error(
