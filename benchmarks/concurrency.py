@@ -136,7 +136,11 @@ def embedding_limit(queries: list[str], backend: str, batch: int = 32, count: in
     model = ModelRegistry().resolve(settings.model)
     with tempfile.TemporaryDirectory() as exports:
         encoder = Encoder(
-            model, device="cpu", batch_size=batch, threads=0, backend=backend,
+            model,
+            device="cpu",
+            batch_size=batch,
+            threads=0,
+            backend=backend,
             export_dir=Path(exports),
         )
         sample = queries[-count:]  # the server never sees these: its slices start at 0
@@ -204,26 +208,53 @@ class Server:
 
 
 def run_wrk(
-    server: Server, script: Path, queries_file: Path, start: int, mode: str,
-    connections: int, seconds: int,
+    server: Server,
+    script: Path,
+    queries_file: Path,
+    start: int,
+    mode: str,
+    connections: int,
+    seconds: int,
 ) -> dict[str, Any]:
     threads = min(2, connections)
     command = [
-        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
-        "--timeout", "30s", "-s", str(script), server.base, "--",
-        str(start), str(threads), mode,
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        server.base,
+        "--",
+        str(start),
+        str(threads),
+        mode,
     ]
     output = subprocess.run(
-        command, env=dict(os.environ, QUERIES_FILE=str(queries_file)),
-        capture_output=True, text=True, check=True,
+        command,
+        env=dict(os.environ, QUERIES_FILE=str(queries_file)),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(row for row in output.splitlines() if row.startswith("RESULT "))
     return dict(json.loads(line[len("RESULT ") :]))
 
 
 def measure(
-    label: str, server: Server, script: Path, queries_file: Path, cursor: list[int],
-    mode: str, connections: int, seconds: int,
+    label: str,
+    server: Server,
+    script: Path,
+    queries_file: Path,
+    cursor: list[int],
+    mode: str,
+    connections: int,
+    seconds: int,
 ) -> Point:
     result = run_wrk(server, script, queries_file, cursor[0], mode, connections, seconds)
     # The next point starts past every query this one may have sent.
@@ -282,7 +313,13 @@ def main() -> None:
                 for mode in modes:
                     for count in connections:
                         point = measure(
-                            label, server, script, queries_file, cursor, mode, count,
+                            label,
+                            server,
+                            script,
+                            queries_file,
+                            cursor,
+                            mode,
+                            count,
                             args.seconds,
                         )
                         points.append(point)
@@ -290,7 +327,13 @@ def main() -> None:
                 if label == "batched":
                     for count in knee:
                         point = measure(
-                            "knee", server, script, queries_file, cursor, "hybrid", count,
+                            "knee",
+                            server,
+                            script,
+                            queries_file,
+                            cursor,
+                            "hybrid",
+                            count,
                             max(5, args.seconds // 2),
                         )
                         points.append(point)

@@ -151,9 +151,9 @@ def test_an_overloaded_search_is_answered_503_with_retry_after(
     assert refused.headers["Retry-After"] == "1"
     assert "max_pending_queries" in refused.json()["detail"]
     # A cached answer needs no admission: it is served however busy the server is.
-    with appliance.search.admission, appliance.search.admission:
-        with TestClient(create_app(appliance.settings, appliance)) as client:
-            again = client.post("/collections/default/search", json={"query": "sleeping cats"})
-            fresh = client.post("/collections/default/search", json={"query": "a dog"})
+    app = create_app(appliance.settings, appliance)
+    with appliance.search.admission, appliance.search.admission, TestClient(app) as client:
+        again = client.post("/collections/default/search", json={"query": "sleeping cats"})
+        fresh = client.post("/collections/default/search", json={"query": "a dog"})
     assert again.status_code == 200 and again.json()["cached"] is True
     assert fresh.status_code == 503
