@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from appliance.errors import DataDirBusy
+from appliance.errors import DataDirBusy, InvalidConfig
 
 LOCK_FILE = "appliance.lock"
 
@@ -54,6 +54,13 @@ def _read_holder(path: Path) -> str:
     return text or "another process"
 
 
+def _unusable(path: Path, error: OSError) -> InvalidConfig:
+    return InvalidConfig(
+        f"cannot open the data dir's lock file {path}: {error.strerror}; run as the user that "
+        "owns the data dir"
+    )
+
+
 class DataDirLock:
     """The exclusive lock on one data dir, taken by `acquire` (never waits) and given up by
     `release`; also a context manager."""
@@ -74,9 +81,12 @@ class DataDirLock:
                 held.count += 1
                 self._acquired = True
                 return self
-            self.data_dir.mkdir(parents=True, exist_ok=True)
             path = lock_path(self.data_dir)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise _unusable(path, exc) from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -137,6 +147,8 @@ def data_dir_holder(data_dir: Path) -> str | None:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
     try:
         # A shared probe: two probes never refuse each other.
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

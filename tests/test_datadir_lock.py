@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from appliance.backup import create_backup, restore_backup
 from appliance.cli import main
 from appliance.datadir_lock import data_dir_held, data_dir_holder, hold_data_dir
-from appliance.errors import DataDirBusy
+from appliance.errors import DataDirBusy, InvalidConfig
 from appliance.service import Appliance
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,3 +118,10 @@ def test_restore_is_refused_while_another_process_holds_the_data_dir(
     finally:
         holder.communicate("", timeout=30)
     assert restore_backup(backup, data_dir).files
+
+
+def test_a_data_dir_that_cannot_hold_a_lock_file_is_a_clear_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    with pytest.raises(InvalidConfig, match="cannot open the data dir's lock file"):
+        hold_data_dir(not_a_dir, "`appliance serve`")
