@@ -95,10 +95,11 @@ def serve(
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
 ) -> None:
-    """Serve the HTTP API (flags override APPLIANCE_HOST / _PORT / _DATA_DIR)."""
-    import uvicorn
+    """Serve the HTTP API (flags override APPLIANCE_HOST / _PORT / _DATA_DIR).
 
-    from appliance.api.app import create_app
+    Holds the data dir's lock while it runs: a second server, a restore or a migration on the
+    same data dir is refused until it stops."""
+    from appliance.datadir_lock import hold_data_dir
 
     settings = _settings(
         ctx,
@@ -110,6 +111,21 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )
+    try:
+        lock = hold_data_dir(settings.data_path, "`appliance serve`")
+    except ApplianceError as exc:
+        _fail(exc)
+    try:
+        _run_server(settings)
+    finally:
+        lock.release()
+
+
+def _run_server(settings: Settings) -> None:
+    import uvicorn
+
+    from appliance.api.app import create_app
+
     try:
         app = create_app(settings)
     except ApplianceError as exc:
@@ -485,9 +501,10 @@ def backup(ctx: click.Context, dest: Path, data_dir: str | None) -> None:
 @data_dir_option
 @click.pass_context
 def restore(ctx: click.Context, src: Path, data_dir: str | None) -> None:
-    """Restore a backup from SRC into the data dir (stop the server first).
+    """Restore a backup from SRC into the data dir; refused while a server runs on it.
 
-    Every checksum is verified before anything is replaced; on a mismatch nothing changes."""
+    Every checksum is verified before anything is replaced; on a mismatch nothing changes.
+    Exits 2 if the backup is refused or another process holds the data dir."""
     from appliance.backup import restore_backup
 
     settings = _settings(ctx, data_dir=data_dir)

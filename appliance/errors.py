@@ -77,3 +77,9 @@ class ReindexConflict(ApplianceError):
     the collection searches with."""
 
     code = "reindex_conflict"
+
+
+class DataDirBusy(ApplianceError):
+    """Another process (a server, a restore, a migration) holds the data dir's lock."""
+
+    code = "data_dir_busy"

@@ -9,12 +9,12 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from appliance import __version__
 from appliance.admin_key import ensure_admin_key
 from appliance.api.auth import KeyRing, auth_middleware, check_bind_address, is_loopback
+from appliance.api.docs import LocalSwaggerPlugin
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.logging import (
     configure_logging,
@@ -93,7 +93,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             title="Local search appliance",
             version=__version__,
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[LocalSwaggerPlugin()],
         ),
     )
     complete_openapi(app)
