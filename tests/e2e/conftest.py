@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,10 +69,9 @@ class Server:
         self, path: str, body: Any = None, method: str | None = None, scope: str = "admin"
     ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {self.keys[scope]}",
-        }
+        headers = {"Content-Type": "application/json"}
+        if self.keys:  # an open server has none to send
+            headers["Authorization"] = f"Bearer {self.keys[scope]}"
         request = urllib.request.Request(
             self.base + path, data=data, method=method, headers=headers
         )
@@ -104,9 +104,9 @@ def _ready(base: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("console")
+@contextmanager
+def _serving(root: Path) -> Iterator[str]:
+    """`appliance serve` on a free loopback port over root/data, until the block ends."""
     port = _free_port()
     env = dict(os.environ)
     env.update(
@@ -129,6 +129,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError((root / "server.log").read_text()[-4000:])
             time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with the corpus and a read, a write and an admin key."""
+    root = tmp_path_factory.mktemp("console")
+    with _serving(root) as base:
         # Keys made beside the running server count at its next request.
         database = Database(root / "data" / "appliance.sqlite3")
         with database.write() as session:
@@ -140,10 +152,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         running = Server(base=base, data_dir=root / "data", keys=keys)
         running.request("/collections/default/documents", {"documents": CORPUS}, method="PUT")
         yield running
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-        log.close()
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with no key at all (open, as it may be on loopback)."""
+    root = tmp_path_factory.mktemp("console-open")
+    with _serving(root) as base:
+        running = Server(base=base, data_dir=root / "data", keys={})
+        running.request("/collections/default/documents", {"documents": CORPUS}, method="PUT")
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -159,11 +177,11 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Any, server: Server) -> Iterator[Any]:
+@contextmanager
+def _tab(browser: Any, base: str) -> Iterator[Any]:
     """A tab in a fresh context. At the end: every URL it asked for was the appliance's own,
     and no script error was thrown."""
-    context = browser.new_context(base_url=server.base, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 900})
     tab = context.new_page()
     tab.set_default_timeout(15_000)
     requested: list[str] = []
@@ -173,9 +191,21 @@ def page(browser: Any, server: Server) -> Iterator[Any]:
     yield tab
     context.close()
     assert requested, "the page asked for nothing"
-    foreign = [url for url in requested if not url.startswith(server.base + "/")]
+    foreign = [url for url in requested if not url.startswith(base + "/")]
     assert foreign == [], f"the console loaded URLs from another origin: {foreign}"
     assert errors == [], f"script errors: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any, server: Server) -> Iterator[Any]:
+    with _tab(browser, server.base) as tab:
+        yield tab
+
+
+@pytest.fixture
+def open_page(browser: Any, open_server: Server) -> Iterator[Any]:
+    with _tab(browser, open_server.base) as tab:
+        yield tab
 
 
 def screenshot(page: Any, name: str) -> None:
