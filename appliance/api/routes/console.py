@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Response, Router, get
+from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
@@ -20,6 +21,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+    # Revalidate on every load, so an upgraded appliance never runs yesterday's script.
+    "Cache-Control": "no-cache",
 }
 
 
@@ -35,5 +38,9 @@ def console_page() -> Response[bytes]:
 
 def console_assets() -> Router:
     return create_static_files_router(
-        path="/console", directories=[CONSOLE_DIR], name="console", include_in_schema=False
+        path="/console",
+        directories=[CONSOLE_DIR],
+        name="console",
+        include_in_schema=False,
+        cache_control=CacheControlHeader(no_cache=True),
     )
