@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch lies on this machine's disk; an unpinned torch pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: run test quality test-slow test-reliability bench bench-load bench-peers lint typecheck check clean
+.PHONY: run test e2e console-screenshots quality test-slow test-reliability bench bench-load bench-peers lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,15 @@ run: $(STAMP)
 	$(BIN)/appliance serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not quality" -q
+	$(BIN)/python -m pytest -m "not slow and not quality and not e2e" -q
+
+# The web console in headless Chromium (Debian's `chromium`, driven by Playwright) against a
+# real `appliance serve`; about a minute. console-screenshots also saves docs/console/*.png.
+e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e -m e2e -q
+
+console-screenshots: $(STAMP)
+	CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest tests/e2e -m e2e -q
 
 # Retrieval quality on ../shared/data (SciFact, NFCorpus) against the published targets.
 # The first run embeds both corpora (about 15 minutes on 2 cores); later runs reuse var/eval.

@@ -25,7 +25,9 @@ from appliance.api.logging import (
 from appliance.api.metrics import COLLECTOR
 from appliance.api.openapi import complete_openapi
 from appliance.api.ratelimit import rate_limit_middleware
+from appliance.api.routes.auth import AuthController
 from appliance.api.routes.collections import CollectionController
+from appliance.api.routes.console import console_assets, console_page
 from appliance.api.routes.documents import DocumentController, JobController
 from appliance.api.routes.health import HealthController
 from appliance.api.routes.search import SearchController
@@ -72,6 +74,9 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             SearchController,
             VersionController,
             PrometheusController,
+            AuthController,
+            console_page,
+            console_assets(),
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
