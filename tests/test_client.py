@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -77,7 +78,7 @@ def test_collection_lifecycle(client: ApplianceClient) -> None:
 
 def test_documents_upsert_get_delete(client: ApplianceClient, collection: str) -> None:
     odd_id = "a doc?#é"  # quoted into one path segment
-    documents = [
+    documents: list[dict[str, Any]] = [
         {"id": odd_id, "text": "the cat sleeps on the mat", "metadata": {"kind": "cat"}},
         {"id": "2", "text": "a dog barks"},
     ]
