@@ -14,6 +14,11 @@ from pathlib import Path
 
 from appliance.client import ApplianceClient, ApplianceUnavailable
 
+# The shared test server (conftest's `live_server_url`): every request needs LIVE_KEY, and
+# batches over LIVE_ASYNC_THRESHOLD documents run as background jobs.
+LIVE_KEY = "live-server-test-admin-key-0123456789abcdef"
+LIVE_ASYNC_THRESHOLD = 4
+
 
 def _ready(client: ApplianceClient) -> bool:
     try:

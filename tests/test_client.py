@@ -17,15 +17,13 @@ from appliance.client import (
     ApplianceUnavailable,
     EmbeddingsResult,
 )
-from tests.live_server import free_port, running_server
+from tests.live_server import LIVE_KEY as KEY
+from tests.live_server import free_port
 
-KEY = "client-test-admin-key-0123456789abcdef"
 
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(tmp_path_factory.mktemp("client"), admin_key=KEY) as url:
-        yield url
+@pytest.fixture
+def server_url(live_server_url: str) -> str:
+    return live_server_url
 
 
 @pytest.fixture

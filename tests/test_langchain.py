@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -18,22 +20,16 @@ from langchain_tests.integration_tests import (
 
 from appliance.client import ApplianceAPIError, ApplianceClient
 from appliance.integrations.langchain import ApplianceEmbeddings, ApplianceVectorStore
-from tests.live_server import running_server
+from tests.live_server import LIVE_ASYNC_THRESHOLD as ASYNC_THRESHOLD
+from tests.live_server import LIVE_KEY as KEY
 
 # The standard suites' async tests are coroutines; anyio's pytest plugin runs them.
 pytestmark = pytest.mark.anyio
 
-KEY = "langchain-test-admin-key-0123456789abcdef"
-# Batches over this many documents run as server jobs, which add_texts waits for.
-ASYNC_THRESHOLD = 4
 
-
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_server(
-        tmp_path_factory.mktemp("langchain"), admin_key=KEY, async_threshold=str(ASYNC_THRESHOLD)
-    ) as url:
-        yield url
+@pytest.fixture
+def server_url(live_server_url: str) -> str:
+    return live_server_url
 
 
 @pytest.fixture
@@ -216,3 +212,32 @@ def test_a_wrong_key_is_a_typed_error(server_url: str) -> None:
     with pytest.raises(ApplianceAPIError) as caught:
         ApplianceVectorStore(_fresh_name(), url=server_url, api_key="wrong")
     assert caught.value.status_code == 401
+
+
+def test_embeddings_ask_for_the_loaded_model_and_batch_in_order() -> None:
+    # Pins what ApplianceEmbeddings sends /v1/embeddings (the route is another branch's).
+    sent: list[dict[str, Any]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ready":
+            return httpx.Response(200, json={"status": "ready", "model": "bge-small@0a1b2c"})
+        body = json.loads(request.content)
+        sent.append(body)
+        # Answered out of order, as the contract allows: index says which input is which.
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(text)), 0.5]}
+            for i, text in reversed(list(enumerate(body["input"])))
+        ]
+        return httpx.Response(200, json={"object": "list", "data": data, "model": body["model"]})
+
+    client = ApplianceClient("http://appliance.test", transport=httpx.MockTransport(handle))
+    embeddings = ApplianceEmbeddings(batch_size=2, client=client)
+    texts = ["a", "bb", "ccc", "dddd", "eeeee"]
+    assert embeddings.embed_documents(texts) == [[float(n), 0.5] for n in range(1, 6)]
+    assert [body["input"] for body in sent] == [["a", "bb"], ["ccc", "dddd"], ["eeeee"]]
+    assert {body["model"] for body in sent} == {"bge-small"}
+    assert {body["encoding_format"] for body in sent} == {"float"}
+    assert embeddings.embed_query("hello") == [5.0, 0.5]
+    assert ApplianceEmbeddings(model="e5", client=client).embed_query("x") == [1.0, 0.5]
+    assert sent[-1]["model"] == "e5"
+    assert embeddings.embed_documents([]) == []
