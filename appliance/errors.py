@@ -70,3 +70,15 @@ class ReindexConflict(ApplianceError):
     the collection searches with."""
 
     code = "reindex_conflict"
+
+
+class SchemaError(ApplianceError):
+    """The data dir's database is not one this release can open as it is."""
+
+    code = "schema_error"
+
+
+class SchemaTooNew(SchemaError):
+    """A newer release wrote the data dir: its schema revision is unknown here."""
+
+    code = "schema_too_new"
