@@ -47,6 +47,7 @@ DATA_TABLES = ("collections", "documents", "vectors", "api_keys", "feedback", "d
 
 
 def _copy_release_0_1_0(tmp_path: Path) -> Path:
+    """A copy to open: the fixture itself stays as 0.1.0 left it (even a read adds -shm)."""
     data = tmp_path / "data"
     shutil.copytree(RELEASE_0_1_0, data)
     return data
@@ -95,7 +96,7 @@ def test_the_first_revision_is_release_0_1_0_schema_exactly(tmp_path: Path) -> N
         command.upgrade(MIGRATIONS.config(connection), FIRST_REVISION)
     engine.dispose()
     assert _revision(database) == [FIRST_REVISION]
-    assert _schema(database) == _schema(RELEASE_0_1_0 / "appliance.sqlite3")
+    assert _schema(database) == _schema(_copy_release_0_1_0(tmp_path) / "appliance.sqlite3")
 
 
 def test_the_models_match_the_head_revision(tmp_path: Path) -> None:
@@ -113,12 +114,12 @@ def test_a_release_0_1_0_data_dir_opens_with_everything_kept(
     tmp_path: Path, open_appliance: Callable[..., Appliance]
 ) -> None:
     expected = json.loads((RELEASE_0_1_0 / "expected.json").read_text())
-    before = _rows(RELEASE_0_1_0 / "appliance.sqlite3")
+    data = _copy_release_0_1_0(tmp_path)
+    database = data / "appliance.sqlite3"
+    before = _rows(database)
     assert {table: len(rows) for table, rows in before.items()} == {
         table: expected["rows"][table] for table in DATA_TABLES
     }
-    data = _copy_release_0_1_0(tmp_path)
-    database = data / "appliance.sqlite3"
     assert MIGRATIONS.status(database).unrevisioned
 
     app = open_appliance(data_dir=str(data))
@@ -156,6 +157,13 @@ def test_a_release_0_1_0_data_dir_opens_with_everything_kept(
         )
         assert authorised.status_code == 200
     assert verify(app.settings).ok
+    # Nothing here opened the fixture itself.
+    assert sorted(path.name for path in RELEASE_0_1_0.iterdir()) == [
+        "README.md",
+        "appliance.sqlite3",
+        "expected.json",
+        "indexes",
+    ]
 
 
 def test_a_newer_data_dir_is_refused_naming_both_revisions(
