@@ -66,6 +66,8 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
     )
     # faiss logs each CPU-specific build it tries and misses, with an exception, at INFO.
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    # Alembic logs its plugins and every step at INFO; appliance.store.migration says what changed.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.command()
