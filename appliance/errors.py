@@ -83,3 +83,13 @@ class DataDirBusy(ApplianceError):
     """Another process (a server, a restore, a migration) holds the data dir's lock."""
 
     code = "data_dir_busy"
+class SchemaError(ApplianceError):
+    """The data dir's database is not one this release can open as it is."""
+
+    code = "schema_error"
+
+
+class SchemaTooNew(SchemaError):
+    """A newer release wrote the data dir: its schema revision is unknown here."""
+
+    code = "schema_too_new"

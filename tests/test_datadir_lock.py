@@ -125,3 +125,15 @@ def test_a_data_dir_that_cannot_hold_a_lock_file_is_a_clear_error(tmp_path: Path
     not_a_dir.write_text("x")
     with pytest.raises(InvalidConfig, match="cannot open the data dir's lock file"):
         hold_data_dir(not_a_dir, "`appliance serve`")
+
+
+def test_migrate_is_refused_while_another_process_holds_the_data_dir(
+    held_elsewhere: Path,
+) -> None:
+    refused = CliRunner().invoke(main, ["migrate", "--data-dir", str(held_elsewhere)])
+    assert refused.exit_code == 2, refused.output
+    assert "error (data_dir_busy)" in refused.output and "stop the server first" in refused.output
+    assert not (held_elsewhere / "appliance.sqlite3").exists()
+    # --check only reads: it answers even beside a server (1: an upgrade is pending).
+    checked = CliRunner().invoke(main, ["migrate", "--check", "--data-dir", str(held_elsewhere)])
+    assert checked.exit_code == 1, checked.output

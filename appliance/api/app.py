@@ -35,6 +35,7 @@ from appliance.api.routes.versions import VersionController
 from appliance.api.state import ApplianceHolder
 from appliance.config import Settings
 from appliance.service import Appliance
+from appliance.store.migration import ensure_schema
 
 
 def provide_appliance(state: State) -> Appliance:
@@ -44,6 +45,9 @@ def provide_appliance(state: State) -> Appliance:
 
 def create_app(settings: Settings, appliance: Appliance | None = None) -> Litestar:
     """An app over a ready appliance (tests), or one that loads it in the background."""
+    # Before anything serves: a data dir of a newer release fails `serve` itself, and an
+    # older one is upgraded (after a backup) before the first request can reach it.
+    ensure_schema(settings.database_path)
     holder = ApplianceHolder.of(appliance) if appliance is not None else ApplianceHolder(settings)
     owns_appliance = appliance is None
     configure_logging(settings.log_format)

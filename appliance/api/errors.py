@@ -33,6 +33,7 @@ from appliance.errors import (
     Overloaded,
     QueryNotFound,
     ReindexConflict,
+    SchemaError,
     VersionNotFound,
 )
 from appliance.store.disk import STORAGE_FULL_DETAIL, StorageFull, is_disk_full
@@ -53,6 +54,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     Overloaded: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,
     ModelIntegrityError: HTTP_503_SERVICE_UNAVAILABLE,
+    SchemaError: HTTP_503_SERVICE_UNAVAILABLE,
     StorageFull: HTTP_507_INSUFFICIENT_STORAGE,
 }
 
