@@ -83,6 +83,8 @@ class DataDirBusy(ApplianceError):
     """Another process (a server, a restore, a migration) holds the data dir's lock."""
 
     code = "data_dir_busy"
+
+
 class SchemaError(ApplianceError):
     """The data dir's database is not one this release can open as it is."""
 
