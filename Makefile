@@ -19,8 +19,8 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
 	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
-.PHONY: run test quality test-slow test-reliability bench bench-peers lint typecheck check clean \
-	lock bundle bundle-test base-image image image-test
+.PHONY: run test e2e console-screenshots quality test-slow test-reliability bench bench-load bench-peers lint \
+	typecheck check clean lock bundle bundle-test base-image image image-test
 
 $(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,15 @@ run: $(STAMP)
 	$(BIN)/appliance serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not quality" -q
+	$(BIN)/python -m pytest -m "not slow and not quality and not e2e" -q
+
+# The web console in headless Chromium (Debian's `chromium`, driven by Playwright) against a
+# real `appliance serve`; about a minute. console-screenshots also saves docs/console/*.png.
+e2e: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e -m e2e -q
+
+console-screenshots: $(STAMP)
+	CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest tests/e2e -m e2e -q
 
 # Retrieval quality on ../shared/data (SciFact, NFCorpus) against the published targets.
 # The first run embeds both corpora (about 15 minutes on 2 cores); later runs reuse var/eval.
@@ -47,6 +55,14 @@ test-slow: $(STAMP)
 # few minutes on 2 cores. Not part of `make test`. Ratios are printed at the end.
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks -q -p no:cacheprovider --benchmark-columns=min,median,max,rounds
+
+# Concurrent search throughput of a real server under wrk (Debian package `wrk`) at 1, 8 and
+# 32 connections, against the batched-embedding limit of every core measured in the same run;
+# then the knee past the queue bound. About 5 minutes; BENCH_LOAD_ARGS="--backend openvino".
+BENCH_LOAD_ARGS ?=
+bench-load: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python benchmarks/concurrency.py $(BENCH_LOAD_ARGS)
 
 # The appliance beside txtai and Chroma on SciFact (benchmarks/peers.py). The peers live in
 # their own venv, never in the appliance's; torch is pinned in the same pip command.

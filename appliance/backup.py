@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from appliance.checksums import file_sha256
+from appliance.datadir_lock import hold_data_dir
 from appliance.errors import ApplianceError
 
 if TYPE_CHECKING:
@@ -176,12 +177,17 @@ def restore_backup(source: Path, data_dir: Path) -> BackupReport:
     """Replace the data dir's database and index snapshots with the backup at `source`.
 
     Every file is copied into a staging directory and checked against the manifest first; on
-    any mismatch the data dir is left exactly as it was. Stop any server on the data dir
-    first: it would keep serving (and snapshotting) what it had loaded."""
+    any mismatch the data dir is left exactly as it was. Refused (DataDirBusy) while a server
+    or another process holds the data dir: a server would go on writing to the database file
+    moved away, and lose every write it acknowledged after the swap."""
     files = read_manifest(source)
     if _overlap(source, data_dir):
         raise BackupError(f"{source} overlaps the data dir {data_dir}; restore from elsewhere")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    with hold_data_dir(data_dir, "`appliance restore`"):
+        return _restore(source, files, data_dir)
+
+
+def _restore(source: Path, files: dict[str, str], data_dir: Path) -> BackupReport:
     staging = data_dir / f".restore-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:

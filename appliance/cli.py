@@ -69,6 +69,8 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
     )
     # faiss logs each CPU-specific build it tries and misses, with an exception, at INFO.
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    # Alembic logs its plugins and every step at INFO; appliance.store.migration says what changed.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.command()
@@ -95,10 +97,11 @@ def serve(
     ssl_certfile: str | None,
     ssl_keyfile: str | None,
 ) -> None:
-    """Serve the HTTP API (flags override APPLIANCE_HOST / _PORT / _DATA_DIR)."""
-    import uvicorn
+    """Serve the HTTP API (flags override APPLIANCE_HOST / _PORT / _DATA_DIR).
 
-    from appliance.api.app import create_app
+    Holds the data dir's lock while it runs: a second server, a restore or a migration on the
+    same data dir is refused until it stops."""
+    from appliance.datadir_lock import hold_data_dir
 
     settings = _settings(
         ctx,
@@ -110,6 +113,21 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )
+    try:
+        lock = hold_data_dir(settings.data_path, "`appliance serve`")
+    except ApplianceError as exc:
+        _fail(exc)
+    try:
+        _run_server(settings)
+    finally:
+        lock.release()
+
+
+def _run_server(settings: Settings) -> None:
+    import uvicorn
+
+    from appliance.api.app import create_app
+
     try:
         app = create_app(settings)
     except ApplianceError as exc:
@@ -485,9 +503,10 @@ def backup(ctx: click.Context, dest: Path, data_dir: str | None) -> None:
 @data_dir_option
 @click.pass_context
 def restore(ctx: click.Context, src: Path, data_dir: str | None) -> None:
-    """Restore a backup from SRC into the data dir (stop the server first).
+    """Restore a backup from SRC into the data dir; refused while a server runs on it.
 
-    Every checksum is verified before anything is replaced; on a mismatch nothing changes."""
+    Every checksum is verified before anything is replaced; on a mismatch nothing changes.
+    Exits 2 if the backup is refused or another process holds the data dir."""
     from appliance.backup import restore_backup
 
     settings = _settings(ctx, data_dir=data_dir)
@@ -498,6 +517,53 @@ def restore(ctx: click.Context, src: Path, data_dir: str | None) -> None:
     click.echo(f"restored {len(report.files)} files from {src} into {settings.data_dir}")
 
 
+@main.command()
+@click.option(
+    "--check", is_flag=True, help="Only report: exit 0 up to date, 1 upgrade pending, 2 too new."
+)
+@data_dir_option
+@click.pass_context
+def migrate(ctx: click.Context, check: bool, data_dir: str | None) -> None:
+    """Upgrade the data dir's schema to this release's, after a backup of its database.
+
+    The backup is the database as it was, beside it (appliance.sqlite3.pre-REVISION.bak).
+    With --check nothing is changed: exits 0 when up to date, 1 when an upgrade is pending,
+    2 when a newer release wrote the data dir."""
+    from appliance.datadir_lock import hold_data_dir
+    from appliance.store.migration import MIGRATIONS
+
+    settings = _settings(ctx, data_dir=data_dir)
+    path = settings.database_path
+    try:
+        status = MIGRATIONS.status(path)
+        if check:
+            click.echo(f"current: {status.current_label}")
+            click.echo(f"head:    {status.head}")
+            if status.state == "newer":
+                click.echo(
+                    f"error: {path} is at revision {status.current}, newer than this "
+                    f"release's {status.head}",
+                    err=True,
+                )
+            sys.exit({"current": 0, "pending": 1, "newer": 2}[status.state])
+        # Refused while a server (or a restore) holds the data dir, as `restore` is.
+        with hold_data_dir(settings.data_path, "`appliance migrate`"):
+            done = MIGRATIONS.upgrade(path)
+    except ApplianceError as exc:
+        _fail(exc)
+    if not done.changed:
+        click.echo(f"schema already at {done.to_revision}: nothing to do")
+        return
+    if done.created:
+        click.echo(f"schema none -> {done.to_revision} (a new database)")
+    elif done.stamped:
+        click.echo(f"schema none (release 0.1.0, recognised by its tables) -> {done.to_revision}")
+    else:
+        click.echo(f"schema {done.from_revision} -> {done.to_revision}")
+    if done.backup is not None:
+        click.echo(f"the database as it was is kept in {done.backup}")
+
+
 @main.group()
 def keys() -> None:
     """API keys (scopes read < write < admin); the store keeps only their hashes."""
@@ -506,7 +572,10 @@ def keys() -> None:
 def _key_database(ctx: click.Context, data_dir: str | None) -> Any:
     from appliance.store.database import Database
 
-    return Database(_settings(ctx, data_dir=data_dir).database_path)
+    try:
+        return Database(_settings(ctx, data_dir=data_dir).database_path)
+    except ApplianceError as exc:  # e.g. a data dir of a newer release
+        _fail(exc)
 
 
 @keys.command("create")

@@ -47,6 +47,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # took 490 ms instead of 17 ms). 0 = every core: right for bulk ingest on an idle box.
     torch_threads: int = 1
     embedding_cache_size: int = 10_000
+    # Query embeddings of concurrent searches are encoded together (micro-batching) by this
+    # many workers, each batch holding at most query_batch_max texts; 0 = each search encodes
+    # its own query in its request thread. Past max_pending_queries searches in flight (not
+    # answered from the result cache) a search is answered 503 with Retry-After instead of
+    # queueing without bound.
+    query_batch_workers: int = 2
+    query_batch_max: int = 64
+    max_pending_queries: int = 256
     # Search results, keyed by collection generation: a write never leaves a stale answer.
     result_cache_size: int = 1_024
     result_cache_ttl_seconds: float = 300.0

@@ -53,6 +53,13 @@ class NotReady(ApplianceError):
     code = "not_ready"
 
 
+class Overloaded(ApplianceError):
+    """More work is queued than the configured bound: answered 503 with Retry-After."""
+
+    code = "overloaded"
+    retry_after_seconds = 1
+
+
 class QueryNotFound(ApplianceError):
     code = "query_not_found"
 
@@ -70,3 +77,21 @@ class ReindexConflict(ApplianceError):
     the collection searches with."""
 
     code = "reindex_conflict"
+
+
+class DataDirBusy(ApplianceError):
+    """Another process (a server, a restore, a migration) holds the data dir's lock."""
+
+    code = "data_dir_busy"
+
+
+class SchemaError(ApplianceError):
+    """The data dir's database is not one this release can open as it is."""
+
+    code = "schema_error"
+
+
+class SchemaTooNew(SchemaError):
+    """A newer release wrote the data dir: its schema revision is unknown here."""
+
+    code = "schema_too_new"

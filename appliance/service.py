@@ -11,6 +11,7 @@ from pathlib import Path
 
 from appliance.collections.manager import CollectionManager
 from appliance.config import Settings
+from appliance.embedding.batcher import MicroBatcher
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
 from appliance.embedding.pool import EncoderPool
@@ -86,7 +87,17 @@ class Appliance:
                 f"but makes {encoder.dimension}-dimensional vectors: fix models/registry.json"
             )
         self.encoders.add(encoder)
-        self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
+        self.query_batcher = (
+            MicroBatcher(
+                workers=settings.query_batch_workers,
+                max_batch=settings.query_batch_max,
+            )
+            if settings.query_batch_workers > 0
+            else None
+        )
+        self.query_encoder = CachedEncoder(
+            self.encoder, settings.embedding_cache_size, self.query_batcher
+        )
         self.query_log = QueryLog(self.db)
         self._reranker: Reranker | None = None
         self._reranker_lock = threading.Lock()
@@ -98,6 +109,7 @@ class Appliance:
             self.reranker,
             result_cache=ResultCache(settings.result_cache_size, settings.result_cache_ttl_seconds),
             query_log=self.query_log.note,
+            max_in_flight=settings.max_pending_queries,
         )
         self.ingest = IngestService(
             self.collections,
@@ -230,5 +242,7 @@ class Appliance:
     def close(self) -> None:
         self.jobs.stop()
         self.query_log.stop()
+        if self.query_batcher is not None:
+            self.query_batcher.close()
         self.collections.save_snapshots()
         self.db.close()

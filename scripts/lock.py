@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-PROJECT = "local-search-appliance"
 ROOT = Path(__file__).resolve().parents[1]
 LOCK_DIR = ROOT / "requirements"
 HEADER = (
@@ -79,11 +79,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
     args = parser.parse_args()
-    project = metadata.distribution(PROJECT)
-    runtime = closure(_requirements(project, set()))
-    runtime.pop(canonicalize_name(PROJECT), None)
-    everything = closure(_requirements(project, {"dev"}))
-    everything.pop(canonicalize_name(PROJECT), None)
+    # The requirements of this checkout's pyproject.toml (not of whatever the venv installed
+    # from an older one), resolved to the versions the venv holds.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime_roots = [Requirement(line) for line in project["dependencies"]]
+    dev_roots = [Requirement(line) for line in project["optional-dependencies"]["dev"]]
+    runtime = closure(runtime_roots)
+    everything = closure(runtime_roots + dev_roots)
     dev = {name: version for name, version in everything.items() if name not in runtime}
     locks = {"runtime.lock": render(runtime), "dev.lock": render(dev)}
     stale = []

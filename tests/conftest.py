@@ -71,3 +71,17 @@ ANIMALS = [
         {"kind": "bird", "legs": 2},
     ),
 ]
+
+
+@pytest.fixture(scope="session")
+def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `appliance serve` shared by the HTTP client and LangChain tests (one start-up,
+    ~10 s); see tests/live_server.py for its key and async threshold."""
+    from tests.live_server import LIVE_ASYNC_THRESHOLD, LIVE_KEY, running_server
+
+    with running_server(
+        tmp_path_factory.mktemp("live-server"),
+        admin_key=LIVE_KEY,
+        async_threshold=str(LIVE_ASYNC_THRESHOLD),
+    ) as url:
+        yield url

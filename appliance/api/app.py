@@ -9,12 +9,12 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from appliance import __version__
 from appliance.admin_key import ensure_admin_key
 from appliance.api.auth import KeyRing, auth_middleware, check_bind_address, is_loopback
+from appliance.api.docs import LocalSwaggerPlugin
 from appliance.api.errors import EXCEPTION_HANDLERS
 from appliance.api.logging import (
     configure_logging,
@@ -25,7 +25,9 @@ from appliance.api.logging import (
 from appliance.api.metrics import COLLECTOR
 from appliance.api.openapi import complete_openapi
 from appliance.api.ratelimit import rate_limit_middleware
+from appliance.api.routes.auth import AuthController
 from appliance.api.routes.collections import CollectionController
+from appliance.api.routes.console import console_assets, console_page
 from appliance.api.routes.documents import DocumentController, JobController
 from appliance.api.routes.health import HealthController
 from appliance.api.routes.search import SearchController
@@ -33,6 +35,7 @@ from appliance.api.routes.versions import VersionController
 from appliance.api.state import ApplianceHolder
 from appliance.config import Settings
 from appliance.service import Appliance
+from appliance.store.migration import ensure_schema
 
 
 def provide_appliance(state: State) -> Appliance:
@@ -42,6 +45,9 @@ def provide_appliance(state: State) -> Appliance:
 
 def create_app(settings: Settings, appliance: Appliance | None = None) -> Litestar:
     """An app over a ready appliance (tests), or one that loads it in the background."""
+    # Before anything serves: a data dir of a newer release fails `serve` itself, and an
+    # older one is upgraded (after a backup) before the first request can reach it.
+    ensure_schema(settings.database_path)
     holder = ApplianceHolder.of(appliance) if appliance is not None else ApplianceHolder(settings)
     owns_appliance = appliance is None
     configure_logging(settings.log_format)
@@ -72,6 +78,9 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             SearchController,
             VersionController,
             PrometheusController,
+            AuthController,
+            console_page,
+            console_assets(),
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
@@ -93,7 +102,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             title="Local search appliance",
             version=__version__,
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[LocalSwaggerPlugin()],
         ),
     )
     complete_openapi(app)

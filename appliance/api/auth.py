@@ -1,8 +1,10 @@
 """API-key authentication and scopes, and the rule for which addresses may run without keys.
 
 Once any key exists every request needs one (`Authorization: Bearer KEY`), on any address;
-`/health` and `/ready` stay open. With no key at all the appliance is open, which it allows only
-on a loopback address unless `allow_open_network` says otherwise.
+`/health`, `/ready` and the web console's static page and assets stay open (the page asks for a
+key and sends it with every API call; all its data comes from the API). With no key at all the
+appliance is open, which it allows only on a loopback address unless `allow_open_network` says
+otherwise.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from appliance.store.keys import ActiveKey
 
 log = logging.getLogger(__name__)
 
-# Probes must answer without a key (an orchestrator has none).
-OPEN_PATHS = ["^/health$", "^/ready$"]
+# Probes must answer without a key (an orchestrator has none); the console's page must load
+# before its user has typed one. The page holds no data: it calls the API with the user's key.
+OPEN_PATHS = ["^/health$", "^/ready$", "^/$", "^/console/"]
 
 
 def required_scope(method: str, path: str) -> str:
@@ -116,6 +119,12 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
                 f"needs a key with scope {needed!r} or higher"
             )
         return AuthenticationResult(user=key, auth=key.key_id)
+
+
+def scope_of(user: object) -> str | None:
+    """The scope of the key the auth middleware accepted, or None when the request carried
+    none, which it only may while the store holds no key (the open appliance)."""
+    return user.scope if isinstance(user, ActiveKey) else None
 
 
 def auth_middleware(keyring: KeyRing) -> DefineMiddleware:

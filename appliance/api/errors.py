@@ -23,14 +23,17 @@ from appliance.errors import (
     ApplianceError,
     CollectionExists,
     CollectionNotFound,
+    DataDirBusy,
     DocumentNotFound,
     InvalidRequest,
     JobNotFound,
     ModelIntegrityError,
     ModelNotFound,
     NotReady,
+    Overloaded,
     QueryNotFound,
     ReindexConflict,
+    SchemaError,
     VersionNotFound,
 )
 from appliance.store.disk import STORAGE_FULL_DETAIL, StorageFull, is_disk_full
@@ -46,9 +49,12 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     VersionNotFound: HTTP_404_NOT_FOUND,
     ReindexConflict: HTTP_409_CONFLICT,
     CollectionExists: HTTP_409_CONFLICT,
+    DataDirBusy: HTTP_409_CONFLICT,
     NotReady: HTTP_503_SERVICE_UNAVAILABLE,
+    Overloaded: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,
     ModelIntegrityError: HTTP_503_SERVICE_UNAVAILABLE,
+    SchemaError: HTTP_503_SERVICE_UNAVAILABLE,
     StorageFull: HTTP_507_INSUFFICIENT_STORAGE,
 }
 
@@ -79,7 +85,10 @@ def error_response(status: int, code: str, detail: str) -> Response[dict[str, st
 
 
 def appliance_error(_: Request[Any, Any, Any], exc: ApplianceError) -> Response[dict[str, str]]:
-    return error_response(status_for(exc), exc.code, exc.detail)
+    response = error_response(status_for(exc), exc.code, exc.detail)
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
 
 
 def validation_error(

@@ -33,7 +33,8 @@ ERROR_STATUSES = {
     "409": "the name is taken",
     "413": "the request body is larger than the server accepts",
     "429": "rate limit reached; retry after the Retry-After header's seconds",
-    "503": "the appliance is still loading its model and indexes",
+    "503": "the appliance is still loading its model and indexes, or is overloaded (too many "
+    "queries waiting: retry after the Retry-After header's seconds)",
     "507": "the disk is full; nothing was written",
 }
 _OPEN_PATHS = {"/health", "/ready"}

@@ -179,6 +179,21 @@ class JobOut(msgspec.Struct, kw_only=True):
     updated_at: str
 
 
+class JobList(msgspec.Struct):
+    """The most recent jobs, newest first."""
+
+    jobs: list[JobOut]
+
+
+class WhoAmI(msgspec.Struct, kw_only=True):
+    """The scope of the key a request carried. With no key in the store the appliance is open:
+    keys_required is false, scope is null, and every request is allowed."""
+
+    # read | write | admin
+    scope: str | None
+    keys_required: bool
+
+
 class ReindexIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # A registered embedding model (`appliance models list`).
     model: Annotated[str, Meta(min_length=1, max_length=256)]

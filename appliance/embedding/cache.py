@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from cachetools import LRUCache
+
+if TYPE_CHECKING:
+    from appliance.embedding.batcher import MicroBatcher
 
 
 class TextEncoder(Protocol):
@@ -26,8 +29,12 @@ class CachedEncoder:
     One cache serves every model: keys carry the model fingerprint, so `encode(texts, other)`
     caches another model's vectors beside the default's without ever mixing them."""
 
-    def __init__(self, encoder: TextEncoder, maxsize: int) -> None:
+    def __init__(
+        self, encoder: TextEncoder, maxsize: int, batcher: MicroBatcher | None = None
+    ) -> None:
         self.encoder = encoder
+        # Misses of concurrent callers are encoded together (embedding/batcher.py).
+        self.batcher = batcher
         self._cache: LRUCache[tuple[str, str], np.ndarray] = LRUCache(maxsize=max(1, maxsize))
         self._lock = threading.Lock()
         self.hits = 0
@@ -52,7 +59,10 @@ class CachedEncoder:
             self.misses += len(missing)
         if missing:
             unique = list(missing)
-            vectors = encoder.encode(unique)
+            if self.batcher is not None:
+                vectors = self.batcher.encode(unique, encoder)
+            else:
+                vectors = encoder.encode(unique)
             with self._lock:
                 for text, vector in zip(unique, vectors, strict=True):
                     # Copy so the cache never pins the whole batch array.

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from appliance.errors import ApplianceError, InvalidRequest, JobNotFound
 from appliance.ingest.pipeline import DocumentInput, IngestService
@@ -71,6 +72,18 @@ class JobRunner:
         if job is None:
             raise JobNotFound(f"job {job_id!r} does not exist")
         return job
+
+    def recent(self, limit: int = 20) -> list[JobRow]:
+        """The newest jobs first, without their payloads (which may be large)."""
+        with self.db.read() as session:
+            return list(
+                session.scalars(
+                    select(JobRow)
+                    .options(defer(JobRow.payload))
+                    .order_by(JobRow.created_at.desc(), JobRow.id)
+                    .limit(limit)
+                )
+            )
 
     # -- the worker -----------------------------------------------------------------------
     def start(self) -> None:

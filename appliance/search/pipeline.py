@@ -17,6 +17,7 @@ from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.pool import EncoderPool
 from appliance.errors import InvalidRequest
 from appliance.index.base import SearchParams
+from appliance.search.admission import Admission
 from appliance.search.cache import RecentQueries, ResultCache, ServedQuery, result_key
 from appliance.search.filters import compile_filter
 from appliance.search.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weighted_fusion
@@ -120,6 +121,7 @@ class SearchService:
         result_cache: ResultCache[SearchOutcome] | None = None,
         recent_queries: int = 10_000,
         query_log: Callable[[int, str, str], None] | None = None,
+        max_in_flight: int = 256,
     ) -> None:
         self.collections = collections
         self.query_encoder = query_encoder
@@ -130,6 +132,8 @@ class SearchService:
         self.recent = RecentQueries(recent_queries)
         # Counts each search for start-up cache warming: (collection id, query, params).
         self.query_log = query_log
+        # Callers that queue a search (the API) enter this first: a bounded queue.
+        self.admission = Admission(max_in_flight)
 
     def search(
         self,

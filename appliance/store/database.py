@@ -12,9 +12,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from appliance.store import keys as _keys  # noqa: F401  (registers api_keys for create_all)
-from appliance.store.keyword import create_keyword_index
-from appliance.store.schema import Base
+from appliance.store.migration import MIGRATIONS, Migrations
 
 
 def _engine(path: Path, begin: str) -> Engine:
@@ -46,14 +44,14 @@ class Database:
     failing when a read snapshot cannot be upgraded; readers never block in WAL mode.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, migrations: Migrations = MIGRATIONS) -> None:
+        """Opens the file at this release's schema revision: created, stamped or upgraded
+        (after a backup) as needed; a newer data dir raises SchemaTooNew."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        migrations.ensure(path)
         self._read_engine = _engine(path, "BEGIN")
         self._write_engine = _engine(path, "BEGIN IMMEDIATE")
-        with self._write_engine.begin() as connection:
-            Base.metadata.create_all(connection)
-            create_keyword_index(connection)
         self._reader = sessionmaker(self._read_engine, expire_on_commit=False)
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
         self._probe = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

@@ -1,8 +1,9 @@
 """Keyword search with SQLite FTS5 (BM25) over document titles and texts.
 
-The FTS table is kept by triggers on `documents`, so it is written in the same transaction as
-the document and can never drift from the store. Text is tokenised with `porter unicode61`
-(stemmed, case- and accent-folded).
+The FTS table is kept by triggers on `documents` (created by the schema revisions,
+store/migrations/), so it is written in the same transaction as the document and can never
+drift from the store. Text is tokenised with `porter unicode61` (stemmed, case- and
+accent-folded).
 
 Cost: FTS5 scores every document that matches any term (one bm25() call each, ~0.9 µs), and
 OR-ed queries with a common term match a third of a collection: ~30 ms at 100k documents
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ColumnElement, Connection, column, func, literal_column, select, table
+from sqlalchemy import ColumnElement, column, func, literal_column, select, table
 from sqlalchemy.orm import Session
 
 from appliance.store.schema import DocumentRow
@@ -32,38 +33,6 @@ _LUCENE_ENGLISH_STOP_WORDS = (
     "then there these they this to was will with"
 )
 STOP_WORDS = frozenset(_LUCENE_ENGLISH_STOP_WORDS.split())
-
-_DDL = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5("
-    "title, body, tokenize = 'porter unicode61 remove_diacritics 2')",
-    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN
-        INSERT INTO {FTS_TABLE}(rowid, title, body)
-        VALUES (new.id, coalesce(json_extract(new.metadata, '$.title'), ''), new.text);
-    END""",
-    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_delete AFTER DELETE ON documents BEGIN
-        DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
-    END""",
-    f"""CREATE TRIGGER IF NOT EXISTS documents_fts_update AFTER UPDATE OF text, metadata
-        ON documents BEGIN
-        UPDATE {FTS_TABLE}
-        SET title = coalesce(json_extract(new.metadata, '$.title'), ''), body = new.text
-        WHERE rowid = new.id;
-    END""",
-)
-
-
-def create_keyword_index(connection: Connection) -> None:
-    """Create the FTS table and its triggers; fill it if documents predate it."""
-    existed = connection.exec_driver_sql(
-        "SELECT 1 FROM sqlite_master WHERE name = ?", (FTS_TABLE,)
-    ).first()
-    for statement in _DDL:
-        connection.exec_driver_sql(statement)
-    if not existed:
-        connection.exec_driver_sql(
-            f"INSERT INTO {FTS_TABLE}(rowid, title, body) "
-            "SELECT id, coalesce(json_extract(metadata, '$.title'), ''), text FROM documents"
-        )
 
 
 def query_terms(query: str) -> list[str]:

@@ -13,6 +13,7 @@ from appliance.api.metrics import DOCUMENTS_UPSERTED
 from appliance.api.schemas import (
     DeleteResult,
     DocumentOut,
+    JobList,
     JobOut,
     UpsertDocuments,
     UpsertResult,
@@ -102,6 +103,15 @@ def job_out(job: JobRow) -> JobOut:
 class JobController(Controller):
     path = "/jobs"
     tags = ["jobs"]
+
+    @get(sync_to_thread=True)
+    def list_jobs(
+        self,
+        appliance: NamedDependency[Appliance],
+        limit: Annotated[int, QueryParameter(ge=1, le=200, description="Jobs to return.")] = 20,
+    ) -> JobList:
+        """The most recent background jobs, newest first."""
+        return JobList([job_out(job) for job in appliance.jobs.recent(limit)])
 
     @get("/{job_id:str}", sync_to_thread=True)
     def get_job(self, job_id: FromPath[str], appliance: NamedDependency[Appliance]) -> JobOut:

@@ -38,9 +38,11 @@ async def run_search(
     # else runs in a worker thread.
     outcome = appliance.search.lookup(collection, query, options)
     if outcome is None:
-        outcome = await anyio.to_thread.run_sync(
-            partial(appliance.search.search, collection, query, options=options)
-        )
+        # Past the bound a search is refused (503) rather than queued without end.
+        with appliance.search.admission:
+            outcome = await anyio.to_thread.run_sync(
+                partial(appliance.search.search, collection, query, options=options)
+            )
     SEARCH_REQUESTS.labels(collection=collection).inc()
     SEARCH_LATENCY.labels(collection=collection).observe(outcome.took_ms / 1000)
     for stage, ms in outcome.timings_ms.items():

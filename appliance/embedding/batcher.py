@@ -1,0 +1,114 @@
+"""Micro-batching of concurrent query embeddings, as embedding servers (TEI, Infinity) do.
+
+Each search thread hands its query text to the batcher and waits; a few encode workers take
+everything pending for one model in one `encode` call. Under load the queue fills while the
+workers are busy, so batches grow with concurrency and the per-call overhead (tokenizer
+set-up, padding, the framework's dispatch) is paid once per batch instead of once per query.
+A lone query is encoded at once: no timer holds it back. The queue is bounded by its
+callers: at most `max_pending_queries` searches are admitted at once (search/admission.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from appliance.embedding.cache import TextEncoder
+
+
+@dataclass
+class _Request:
+    encoder: TextEncoder
+    texts: Sequence[str]
+    done: Future[np.ndarray] = field(default_factory=Future)
+
+
+class MicroBatcher:
+    def __init__(self, *, workers: int = 2, max_batch: int = 64) -> None:
+        self.max_batch = max(1, max_batch)
+        self._queue: deque[_Request] = deque()
+        self._pending_texts = 0
+        self._ready = threading.Condition()
+        self._closed = False
+        # Statistics for metrics and benchmarks: batches run and texts they held.
+        self.batches = 0
+        self.batched_texts = 0
+        self._worker_count = max(1, workers)
+        # Started on first use: a one-shot CLI command that never searches starts none.
+        self._workers: list[threading.Thread] = []
+
+    @property
+    def pending(self) -> int:
+        """Texts queued and not yet taken by a worker."""
+        return self._pending_texts
+
+    def encode(self, texts: Sequence[str], encoder: TextEncoder) -> np.ndarray:
+        """Encode `texts` with `encoder`, batched with whatever else is waiting."""
+        request = _Request(encoder, texts)
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the embedding batcher is closed")
+            if not self._workers:
+                self._start_workers()
+            self._queue.append(request)
+            self._pending_texts += len(texts)
+            self._ready.notify()
+        return request.done.result()
+
+    def _start_workers(self) -> None:
+        for n in range(self._worker_count):
+            worker = threading.Thread(target=self._work, name=f"embed-batcher-{n}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def _take(self) -> list[_Request] | None:
+        """The oldest request and every later one for the same model, up to max_batch texts."""
+        with self._ready:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._ready.wait()
+            first = self._queue.popleft()
+            taken, size = [first], len(first.texts)
+            kept: deque[_Request] = deque()
+            while self._queue and size < self.max_batch:
+                request = self._queue.popleft()
+                if request.encoder is first.encoder and size + len(request.texts) <= self.max_batch:
+                    taken.append(request)
+                    size += len(request.texts)
+                else:
+                    kept.append(request)
+            self._queue.extendleft(reversed(kept))
+            self._pending_texts -= size
+            return taken
+
+    def _work(self) -> None:
+        while (taken := self._take()) is not None:
+            texts = [text for request in taken for text in request.texts]
+            try:
+                vectors = taken[0].encoder.encode(texts)
+            except BaseException as exc:
+                for request in taken:
+                    request.done.set_exception(exc)
+                continue
+            with self._ready:
+                self.batches += 1
+                self.batched_texts += len(texts)
+            start = 0
+            for request in taken:
+                end = start + len(request.texts)
+                request.done.set_result(vectors[start:end])
+                start = end
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the workers."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+        for worker in self._workers:
+            worker.join(timeout=30)
