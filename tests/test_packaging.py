@@ -84,5 +84,10 @@ def test_the_wheel_holds_the_registry_and_the_sample_corpus(tmp_path: Path) -> N
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (DEFAULT_REGISTRY_FILE, SAMPLE_CORPUS):
         assert needed.relative_to(PACKAGE_PARENT).as_posix() in names
-    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "appliance").rglob("*.py")}
-    assert modules <= names, sorted(modules - names)
+    # Every file of the package (modules, console and Swagger assets, Alembic's template).
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "appliance"], capture_output=True, text=True
+    ).stdout.split()
+    files = {p.relative_to(ROOT).as_posix() for p in (ROOT / "appliance").rglob("*.py")}
+    files |= set(tracked)
+    assert files <= names, sorted(files - names)
