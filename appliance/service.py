@@ -13,6 +13,7 @@ from appliance.collections.manager import CollectionManager
 from appliance.config import Settings
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
+from appliance.embedding.openai_compat import EmbeddingLimits, EmbeddingsService
 from appliance.embedding.pool import EncoderPool
 from appliance.errors import (
     CollectionNotFound,
@@ -85,6 +86,13 @@ class Appliance:
             )
         self.encoders.add(encoder)
         self.query_encoder = CachedEncoder(self.encoder, settings.embedding_cache_size)
+        # OpenAI-compatible embeddings: the same encoders and cache as searches and writes.
+        self.embeddings = EmbeddingsService(
+            self.encoder,
+            self.encoders,
+            self.query_encoder,
+            EmbeddingLimits(settings.embeddings_max_inputs, settings.embeddings_max_input_tokens),
+        )
         self.query_log = QueryLog(self.db)
         self._reranker: Reranker | None = None
         self._reranker_lock = threading.Lock()

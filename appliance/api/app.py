@@ -27,6 +27,7 @@ from appliance.api.ratelimit import rate_limit_middleware
 from appliance.api.routes.collections import CollectionController
 from appliance.api.routes.documents import DocumentController, JobController
 from appliance.api.routes.health import HealthController
+from appliance.api.routes.openai import OpenAIController
 from appliance.api.routes.search import SearchController
 from appliance.api.routes.versions import VersionController
 from appliance.api.state import ApplianceHolder
@@ -68,6 +69,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             JobController,
             SearchController,
             VersionController,
+            OpenAIController,
             PrometheusController,
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},

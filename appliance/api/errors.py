@@ -31,6 +31,7 @@ from appliance.errors import (
     NotReady,
     QueryNotFound,
     ReindexConflict,
+    UnknownModel,
     VersionNotFound,
 )
 from appliance.store.disk import STORAGE_FULL_DETAIL, StorageFull, is_disk_full
@@ -44,6 +45,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     QueryNotFound: HTTP_404_NOT_FOUND,
     JobNotFound: HTTP_404_NOT_FOUND,
     VersionNotFound: HTTP_404_NOT_FOUND,
+    UnknownModel: HTTP_404_NOT_FOUND,
     ReindexConflict: HTTP_409_CONFLICT,
     CollectionExists: HTTP_409_CONFLICT,
     NotReady: HTTP_503_SERVICE_UNAVAILABLE,
