@@ -14,7 +14,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from appliance import __version__
 from appliance.api.auth import KeyRing, auth_middleware, check_bind_address
-from appliance.api.errors import EXCEPTION_HANDLERS
+from appliance.api.errors import EXCEPTION_HANDLERS, middleware_error_answers
 from appliance.api.logging import (
     configure_logging,
     litestar_logging_config,
@@ -74,11 +74,13 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # In order: the request id is set first; metrics see every answer; the key is
-        # checked before its rate limit counts.
+        # In order: the request id is set first; metrics see every answer, those to errors
+        # raised by the middleware after them included; the key is checked before its rate
+        # limit counts.
         middleware=[
             request_id_middleware,
             prometheus.middleware,
+            middleware_error_answers,
             auth_middleware(keyring),
             *rate_limit_middleware(settings),
         ],
