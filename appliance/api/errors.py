@@ -20,6 +20,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.exc import OperationalError
 
 from appliance.api.metrics import ERRORS
+from appliance.api.validation import explain
 from appliance.errors import (
     ApplianceError,
     CollectionExists,
@@ -85,14 +86,25 @@ def appliance_error(_: Request[Any, Any, Any], exc: ApplianceError) -> Response[
     return error_response(status_for(exc), exc.code, exc.detail)
 
 
+def _body_type(request: Request[Any, Any, Any]) -> Any:
+    """The request type the route decodes its body into, if any."""
+    try:
+        field = request.route_handler.parsed_data_field
+    except Exception:  # no route matched: nothing to say more
+        return None
+    return field.annotation if field is not None else None
+
+
 def validation_error(
-    _: Request[Any, Any, Any], exc: ValidationException
+    request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, str]]:
     problems = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             where = item.get("key") or item.get("source") or "body"
-            problems.append(f"{where}: {item.get('message', 'invalid')}")
+            message = str(item.get("message", "invalid"))
+            body_type = _body_type(request) if item.get("source") == "body" else None
+            problems.append(explain(body_type, str(where), message))
     detail = "; ".join(problems) or str(exc.detail)
     return error_response(HTTP_400_BAD_REQUEST, "invalid_request", detail)
 

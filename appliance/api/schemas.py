@@ -7,9 +7,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-CollectionName = Annotated[
-    str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-]
+COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+CollectionName = Annotated[str, Meta(min_length=1, max_length=128, pattern=COLLECTION_NAME_PATTERN)]
+# What each pattern above allows, in words, for the 400 that refuses a value.
+PATTERN_DESCRIPTIONS = {
+    COLLECTION_NAME_PATTERN: "a collection name is 1 to 128 characters: letters, digits, '_', "
+    "'.' and '-', starting with a letter or digit (like 'docs', 'docs-v2' or 'my_notes.en')",
+}
 DocumentId = Annotated[str, Meta(min_length=1, max_length=512)]
 Limit = Annotated[int, Meta(ge=1, le=1000)]
 QueryText = Annotated[str, Meta(min_length=1, max_length=10_000)]
