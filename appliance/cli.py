@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,22 @@ def _open(settings: Settings) -> Any:
     from appliance.service import Appliance  # heavy: torch, faiss
 
     return Appliance(settings)
+
+
+def quiet_model_loading() -> None:
+    """No "Loading weights" progress bar each time a command loads a model: transformers
+    draws one per load, which fills every command's output (the appliance's own bars stay).
+    The variable covers a first import of huggingface_hub/transformers; the calls cover an
+    earlier one (commands run in-process, as in tests)."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
 
 def _fail(exc: ApplianceError) -> None:
@@ -66,6 +83,7 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
     )
     # faiss logs each CPU-specific build it tries and misses, with an exception, at INFO.
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    quiet_model_loading()
 
 
 @main.command()

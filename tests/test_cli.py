@@ -90,3 +90,20 @@ def test_errors_are_messages_not_tracebacks(tmp_path: Path, corpus: Path) -> Non
 def test_models_list_and_verify() -> None:
     assert "all-MiniLM-L6-v2" in _run("models", "list")
     assert _run("models", "verify", "all-MiniLM-L6-v2").startswith("ok: all-MiniLM-L6-v2@")
+
+
+def test_commands_print_no_loading_weights_bar(corpus: Path, tmp_path: Path) -> None:
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()  # as in a fresh process
+    data = str(tmp_path / "data")
+    outputs = []
+    for args in (
+        ["ingest", str(corpus), "-c", "pets", "--data-dir", data],
+        ["search", "which animal barks", "-c", "pets", "--data-dir", data],
+    ):
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.output)
+    assert all("Loading weights" not in output for output in outputs)
+    assert "ingest → pets" in outputs[0]  # the appliance's own progress bar stays
