@@ -23,10 +23,12 @@ def _settings(ctx: click.Context, backend: str | None = None, **overrides: Any) 
     return load_settings(ctx.obj.get("config"), **overrides)
 
 
-def _open(settings: Settings) -> Any:
+def _open(settings: Settings, *, every_collection: bool = False) -> Any:
+    """The appliance; by default each collection is loaded when a command first uses it, so
+    ingesting into one never loads (or catches up, or re-saves) the others."""
     from appliance.service import Appliance  # heavy: torch, faiss
 
-    return Appliance(settings)
+    return Appliance(settings, open_collections=every_collection)
 
 
 def quiet_model_loading() -> None:

@@ -48,8 +48,13 @@ class Appliance:
         settings: Settings,
         registry: ModelRegistry | None = None,
         encoder: Encoder | None = None,
+        *,
+        open_collections: bool = True,
     ) -> None:
-        """`encoder` lets several appliances (tests, tools) share one loaded model."""
+        """`encoder` lets several appliances (tests, tools) share one loaded model.
+        `open_collections=False` loads each collection's index on first use instead of all at
+        start-up: a command about one collection then never loads, catches up or re-saves
+        another's (a server's writes since its last snapshot make every other index stale)."""
         self.settings = settings
         self.registry = registry or self.registry_for(settings)
         loading: Future[Encoder] = Future()
@@ -75,7 +80,8 @@ class Appliance:
             exact_filter_threshold=settings.exact_filter_threshold,
         )
         try:
-            self.collections.open_all()
+            if open_collections:
+                self.collections.open_all()
         finally:
             encoder = loading.result()
         self.encoder = encoder

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from appliance.cli import main
+from appliance.ingest.pipeline import DocumentInput
+from appliance.service import Appliance
 from tests.conftest import ANIMALS
 
 
@@ -107,3 +111,33 @@ def test_commands_print_no_loading_weights_bar(corpus: Path, tmp_path: Path) -> 
         outputs.append(result.output)
     assert all("Loading weights" not in output for output in outputs)
     assert "ingest → pets" in outputs[0]  # the appliance's own progress bar stays
+
+
+def test_ingest_into_one_collection_leaves_the_others_alone(
+    corpus: Path,
+    tmp_path: Path,
+    open_appliance: Callable[..., Appliance],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = open_appliance()
+    for name in ("a", "b"):
+        first.create_collection(name)
+        first.ingest.upsert(name, [DocumentInput(i, t, m) for i, t, m in ANIMALS])
+    first.close()  # snapshots saved
+    # A server's write to b since its last snapshot: b's snapshot is now behind the store.
+    beside = open_appliance()
+    beside.ingest.upsert("b", [DocumentInput("owl", "An owl hoots at night.", {})])
+    b_id = beside.collections.get("b").id
+    manifest = tmp_path / "data" / "indexes" / f"collection-{b_id}" / "manifest.json"
+    saved = manifest.read_bytes()
+
+    with caplog.at_level(logging.INFO, logger="appliance.collections.manager"):
+        out = _run("ingest", str(corpus), "-c", "a", "--data-dir", str(tmp_path / "data"))
+    assert "6 documents (0 embedded, 6 unchanged)" in out
+    assert "collection b" not in caplog.text
+    assert manifest.read_bytes() == saved
+    # b loads, caught up, when a command asks for it.
+    payload = json.loads(
+        _run("search", "hoots", "-c", "b", "--json", "--data-dir", str(tmp_path / "data"))
+    )
+    assert payload["results"][0]["id"] == "owl"
