@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -141,6 +140,12 @@ def serve(
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--collection", "-c", default=None, help="Collection (default: the default one).")
 @click.option("--batch-size", default=256, show_default=True)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Skip lines that are not valid documents (bad JSON, no id or text, a repeated id, "
+    "...), report them by line, and ingest the rest.",
+)
 @threads_option
 @data_dir_option
 @backend_option
@@ -150,6 +155,7 @@ def ingest(
     path: Path,
     collection: str | None,
     batch_size: int,
+    skip_invalid: bool,
     threads: int,
     data_dir: str | None,
     backend: str | None,
@@ -157,25 +163,36 @@ def ingest(
     """Ingest a JSONL file (id/text/metadata per line, or BEIR corpus.jsonl)."""
     from tqdm import tqdm
 
-    from appliance.ingest.sources import count_lines, read_jsonl
+    from appliance.ingest.files import ingest_file
+    from appliance.ingest.sources import count_lines
 
     settings = _settings(ctx, backend, data_dir=data_dir, torch_threads=threads)
     name = collection or settings.default_collection
     try:
         appliance = _open(settings)
         appliance.ensure_collection(name)
-        documents = read_jsonl(path)
-        embedded = unchanged = 0
         with tqdm(total=count_lines(path), unit="doc", desc=f"ingest → {name}") as bar:
-            while chunk := list(itertools.islice(documents, batch_size)):
-                outcome = appliance.ingest.upsert(name, chunk)
-                embedded += outcome.embedded
-                unchanged += outcome.unchanged
-                bar.update(len(chunk))
+            outcome = ingest_file(
+                appliance.ingest,
+                name,
+                path,
+                batch_size=batch_size,
+                skip_invalid=skip_invalid,
+                progress=bar.update,
+            )
         appliance.close()
     except ApplianceError as exc:
         _fail(exc)
-    click.echo(f"{embedded + unchanged} documents ({embedded} embedded, {unchanged} unchanged)")
+    for number, why in outcome.skipped[:20]:
+        click.echo(f"skipped line {number}: {why}", err=True)
+    if len(outcome.skipped) > 20:
+        click.echo(f"... and {len(outcome.skipped) - 20} more invalid lines", err=True)
+    summary = (
+        f"{outcome.upserted} documents ({outcome.embedded} embedded, {outcome.unchanged} unchanged)"
+    )
+    if skip_invalid:
+        summary += f", {len(outcome.skipped)} invalid lines skipped"
+    click.echo(summary)
 
 
 @main.command()

@@ -141,3 +141,73 @@ def test_ingest_into_one_collection_leaves_the_others_alone(
         _run("search", "hoots", "-c", "b", "--json", "--data-dir", str(tmp_path / "data"))
     )
     assert payload["results"][0]["id"] == "owl"
+
+
+def _lines_with_bad_ones(tmp_path: Path) -> Path:
+    """20 good lines, then line 21 without text, 22 bad JSON, 23 an empty text, 24 a repeat
+    of line 1's id, 25 good."""
+    lines = [json.dumps({"id": f"d{n}", "text": f"document number {n}"}) for n in range(1, 21)]
+    lines += [
+        json.dumps({"id": "no-text"}),
+        '{"id": "broken", "text": ',
+        json.dumps({"id": "blank", "text": "   "}),
+        json.dumps({"id": "d1", "text": "the same id again"}),
+        json.dumps({"id": "d25", "text": "the last good line"}),
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_ingest_errors_name_the_file_line(tmp_path: Path) -> None:
+    path = _lines_with_bad_ones(tmp_path)
+    data = str(tmp_path / "data")
+    result = CliRunner().invoke(
+        main, ["ingest", str(path), "--batch-size", "8", "--data-dir", data]
+    )
+    assert result.exit_code == 2
+    assert f"{path}:21 needs an id (or _id) and a text" in result.output
+    assert "documents[" not in result.output
+
+    empty = tmp_path / "empty-text.jsonl"
+    empty.write_text(
+        "\n" + json.dumps({"id": "a", "text": "ok"}) + "\n" + '{"id": "b", "text": ""}\n'
+    )
+    result = CliRunner().invoke(main, ["ingest", str(empty), "--data-dir", data])
+    assert result.exit_code == 2
+    assert f"{empty}:3: document.text is empty" in result.output
+
+
+def test_ingest_skip_invalid_skips_and_counts_the_bad_lines(tmp_path: Path) -> None:
+    path = _lines_with_bad_ones(tmp_path)
+    data = str(tmp_path / "data")
+    result = CliRunner().invoke(
+        main,
+        [
+            "ingest",
+            str(path),
+            "-c",
+            "mixed",
+            "--skip-invalid",
+            "--batch-size",
+            "8",
+            "--data-dir",
+            data,
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "21 documents (21 embedded, 0 unchanged), 4 invalid lines skipped" in result.stdout
+    assert "skipped line 21:" in result.stderr and "needs an id" in result.stderr
+    assert "skipped line 22:" in result.stderr and "invalid JSON" in result.stderr
+    assert "skipped line 23:" in result.stderr and "text is empty" in result.stderr
+    assert "skipped line 24:" in result.stderr and "already on line 1" in result.stderr
+    payload = json.loads(
+        _run("search", "the last good line", "-c", "mixed", "--json", "--data-dir", data)
+    )
+    assert payload["results"][0]["id"] == "d25"
+    # d1 kept its first text: the repeat was skipped.
+    first = json.loads(
+        _run("search", "document number 1", "-c", "mixed", "--json", "--data-dir", data)
+    )
+    assert {hit["id"]: hit["text"] for hit in first["results"]}["d1"] == "document number 1"
