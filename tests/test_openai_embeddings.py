@@ -308,3 +308,14 @@ def test_service_errors_are_types(appliance: Appliance) -> None:
         appliance.embeddings.embed([], model=MODEL)
     # No model: the appliance's default one.
     assert appliance.embeddings.embed("x").model == MODEL
+
+
+def test_openapi_documents_the_input_shapes(server: Server) -> None:
+    schema = httpx.get(f"{server.url}/schema/openapi.json").json()
+    request = schema["components"]["schemas"]["EmbeddingsRequest"]
+    shapes = request["properties"]["input"]["oneOf"]
+    assert {"type": "string", "minLength": 1} in shapes
+    assert len(shapes) == 4 and all(s.get("minItems") == 1 for s in shapes[1:])
+    assert "/v1/embeddings" in schema["paths"] and "/v1/models" in schema["paths"]
+    headers = schema["paths"]["/v1/embeddings"]["post"]["responses"]["200"]["headers"]
+    assert "X-Truncated-Inputs" in headers

@@ -252,6 +252,22 @@ class EmbeddingsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     user: Annotated[str, Meta(max_length=256)] | None = None
 
 
+_TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
+# What `input` accepts, for the OpenAPI document: Litestar drops the constraints of union
+# members, and msgspec cannot declare four array shapes apart. Token ids beyond the model's
+# vocabulary, more inputs or tokens than the settings allow, and token ids that decode to no
+# text are refused with a 400 on the server.
+EMBEDDINGS_INPUT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        _TOKEN_IDS,
+        {"type": "array", "minItems": 1, "items": _TOKEN_IDS},
+    ],
+    "description": "a text, a list of texts, a list of token ids, or a list of token-id lists",
+}
+
+
 class EmbeddingOut(msgspec.Struct, kw_only=True):
     index: int
     # Floats, or with encoding_format "base64" the little-endian float32 bytes in base64.
