@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,10 +25,28 @@ def _settings(ctx: click.Context, backend: str | None = None, **overrides: Any) 
         _fail(exc)
 
 
-def _open(settings: Settings) -> Any:
+def _open(settings: Settings, *, every_collection: bool = False) -> Any:
+    """The appliance; by default each collection is loaded when a command first uses it, so
+    ingesting into one never loads (or catches up, or re-saves) the others."""
     from appliance.service import Appliance  # heavy: torch, faiss
 
-    return Appliance(settings)
+    return Appliance(settings, open_collections=every_collection)
+
+
+def quiet_model_loading() -> None:
+    """No "Loading weights" progress bar each time a command loads a model: transformers
+    draws one per load, which fills every command's output (the appliance's own bars stay).
+    The variable covers a first import of huggingface_hub/transformers; the calls cover an
+    earlier one (commands run in-process, as in tests)."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
 
 def _fail(exc: ApplianceError) -> NoReturn:
@@ -71,6 +89,7 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     # Alembic logs its plugins and every step at INFO; appliance.store.migration says what changed.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    quiet_model_loading()
 
 
 @main.command()
@@ -153,6 +172,12 @@ def _run_server(settings: Settings) -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--collection", "-c", default=None, help="Collection (default: the default one).")
 @click.option("--batch-size", default=256, show_default=True)
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Skip lines that are not valid documents (bad JSON, no id or text, a repeated id, "
+    "...), report them by line, and ingest the rest.",
+)
 @threads_option
 @data_dir_option
 @backend_option
@@ -162,6 +187,7 @@ def ingest(
     path: Path,
     collection: str | None,
     batch_size: int,
+    skip_invalid: bool,
     threads: int,
     data_dir: str | None,
     backend: str | None,
@@ -169,25 +195,36 @@ def ingest(
     """Ingest a JSONL file (id/text/metadata per line, or BEIR corpus.jsonl)."""
     from tqdm import tqdm
 
-    from appliance.ingest.sources import count_lines, read_jsonl
+    from appliance.ingest.files import ingest_file
+    from appliance.ingest.sources import count_lines
 
     settings = _settings(ctx, backend, data_dir=data_dir, torch_threads=threads)
     name = collection or settings.default_collection
     try:
         appliance = _open(settings)
         appliance.ensure_collection(name)
-        documents = read_jsonl(path)
-        embedded = unchanged = 0
         with tqdm(total=count_lines(path), unit="doc", desc=f"ingest → {name}") as bar:
-            while chunk := list(itertools.islice(documents, batch_size)):
-                outcome = appliance.ingest.upsert(name, chunk)
-                embedded += outcome.embedded
-                unchanged += outcome.unchanged
-                bar.update(len(chunk))
+            outcome = ingest_file(
+                appliance.ingest,
+                name,
+                path,
+                batch_size=batch_size,
+                skip_invalid=skip_invalid,
+                progress=bar.update,
+            )
         appliance.close()
     except ApplianceError as exc:
         _fail(exc)
-    click.echo(f"{embedded + unchanged} documents ({embedded} embedded, {unchanged} unchanged)")
+    for number, why in outcome.skipped[:20]:
+        click.echo(f"skipped line {number}: {why}", err=True)
+    if len(outcome.skipped) > 20:
+        click.echo(f"... and {len(outcome.skipped) - 20} more invalid lines", err=True)
+    summary = (
+        f"{outcome.upserted} documents ({outcome.embedded} embedded, {outcome.unchanged} unchanged)"
+    )
+    if skip_invalid:
+        summary += f", {len(outcome.skipped)} invalid lines skipped"
+    click.echo(summary)
 
 
 @main.command()

@@ -73,6 +73,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     async_threshold: int = 500
     max_text_chars: int = 200_000
     max_query_chars: int = 2_000
+    # OpenAI-compatible POST /v1/embeddings: inputs per request, and tokens per input (as
+    # OpenAI's own limits). An input within the limit but over the model's window (256 tokens
+    # for all-MiniLM-L6-v2) is truncated to the window, and X-Truncated-Inputs names it.
+    embeddings_max_inputs: int = 2_048
+    embeddings_max_input_tokens: int = 8_192
     log_level: str = "INFO"
     # "json": one JSON object per log line (with request ids), for log shippers.
     log_format: Literal["text", "json"] = "text"

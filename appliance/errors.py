@@ -45,6 +45,16 @@ class ModelNotFound(ApplianceError):
     code = "model_not_found"
 
 
+class UnknownModel(ApplianceError):
+    """A request named a model the registry does not hold (the server itself is fine)."""
+
+    code = "unknown_model"
+
+
+class DimensionsNotSupported(InvalidRequest):
+    code = "dimensions_not_supported"
+
+
 class ModelIntegrityError(ApplianceError):
     code = "model_integrity_error"
 

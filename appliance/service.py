@@ -14,6 +14,7 @@ from appliance.config import Settings
 from appliance.embedding.batcher import MicroBatcher
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
+from appliance.embedding.openai_compat import EmbeddingLimits, EmbeddingsService
 from appliance.embedding.pool import EncoderPool
 from appliance.errors import (
     CollectionNotFound,
@@ -50,8 +51,13 @@ class Appliance:
         settings: Settings,
         registry: ModelRegistry | None = None,
         encoder: Encoder | None = None,
+        *,
+        open_collections: bool = True,
     ) -> None:
-        """`encoder` lets several appliances (tests, tools) share one loaded model."""
+        """`encoder` lets several appliances (tests, tools) share one loaded model.
+        `open_collections=False` loads each collection's index on first use instead of all at
+        start-up: a command about one collection then never loads, catches up or re-saves
+        another's (a server's writes since its last snapshot make every other index stale)."""
         self.settings = settings
         self.registry = registry or self.registry_for(settings)
         loading: Future[Encoder] = Future()
@@ -77,7 +83,8 @@ class Appliance:
             exact_filter_threshold=settings.exact_filter_threshold,
         )
         try:
-            self.collections.open_all()
+            if open_collections:
+                self.collections.open_all()
         finally:
             encoder = loading.result()
         self.encoder = encoder
@@ -97,6 +104,13 @@ class Appliance:
         )
         self.query_encoder = CachedEncoder(
             self.encoder, settings.embedding_cache_size, self.query_batcher
+        )
+        # OpenAI-compatible embeddings: the same encoders and cache as searches and writes.
+        self.embeddings = EmbeddingsService(
+            self.encoder,
+            self.encoders,
+            self.query_encoder,
+            EmbeddingLimits(settings.embeddings_max_inputs, settings.embeddings_max_input_tokens),
         )
         self.query_log = QueryLog(self.db)
         self._reranker: Reranker | None = None

@@ -198,3 +198,36 @@ def test_search_modes_and_fusion_over_http(client: TestClient[Any]) -> None:
     assert "mode" in _error(bad, 400)["detail"]
     no_model = client.post("/collections/default/search", json={"query": "x", "rerank": True})
     assert "cross-encoder" in _error(no_model, 400)["detail"]
+
+
+def test_validation_errors_say_what_to_send_instead(client: TestClient[Any]) -> None:
+    mode = client.post("/collections/default/search", json={"query": "x", "mode": "semantic"})
+    assert _error(mode, 400)["detail"] == "mode: 'semantic' is not one of dense, hybrid, keyword"
+    backend = client.post("/collections", json={"name": "c", "index": {"backend": "annoy"}})
+    assert _error(backend, 400)["detail"] == "index.backend: 'annoy' is not one of faiss, hnswlib"
+
+    name = _error(client.post("/collections", json={"name": "my collection!"}), 400)["detail"]
+    assert "regex" not in name and "[A-Za-z" not in name
+    assert name.startswith("name: a collection name is 1 to 128 characters: letters, digits")
+
+    # The seed's /search takes `filters`; the collection search takes `filter`.
+    wrong = client.post("/collections/default/search", json={"query": "x", "filters": {}})
+    assert "unknown field 'filters'; did you mean 'filter'?" in _error(wrong, 400)["detail"]
+    other = client.post("/search", json={"query": "x", "filter": {}})
+    assert "unknown field 'filter'; did you mean 'filters'?" in _error(other, 400)["detail"]
+    nested = client.post("/collections/default/search", json={"query": "x", "params": {"eff": 1}})
+    assert _error(nested, 400)["detail"] == (
+        "params: unknown field 'eff'; did you mean 'ef'? the fields are ef, nprobe"
+    )
+    deep = client.put(
+        "/collections/default/documents",
+        json={"documents": [{"id": "a", "text": "t", "meta": {}}]},
+    )
+    assert (
+        "documents[0]: unknown field 'meta'; did you mean 'metadata'?"
+        in (_error(deep, 400)["detail"])
+    )
+    operator = client.post(
+        "/collections/default/search", json={"query": "x", "filter": {"legs": {"$gte ": 2}}}
+    )
+    assert "did you mean '$gte'?" in _error(operator, 400)["detail"]

@@ -227,3 +227,50 @@ def test_rate_limit_tiers_are_checked_without_a_worker_thread() -> None:
     for middleware in rate_limit_middleware(load_settings(Path("/nonexistent.toml"))):
         config = middleware.kwargs["config"]
         assert inspect.iscoroutinefunction(config.check_throttle_handler)
+
+
+def _requests_total(client: TestClient[Any], key: str, method: str, path: str) -> dict[str, float]:
+    """http_requests_total for one route, by status code, from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics", headers=_bearer(key)).text
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (
+                sample.name == "http_requests_total"
+                and labels.get("method") == method
+                and labels.get("path") == path
+            ):
+                counts[labels["status_code"]] = sample.value
+    return counts
+
+
+def test_http_requests_total_counts_401_403_and_429_by_their_status(
+    open_appliance: Callable[..., Appliance],
+) -> None:
+    """They are raised in middleware; the metric must see the status sent, not a 200."""
+    appliance = open_appliance(rate_limit_read=3)
+    appliance.ensure_collection("default")
+    admin, read = _new_key(appliance, "admin"), _new_key(appliance, "read")
+    with TestClient(create_app(appliance.settings, appliance)) as client:
+        before = _requests_total(client, admin, "GET", "/collections")
+        put_before = _requests_total(client, admin, "PUT", "/collections/{name}/documents")
+        assert client.get("/collections").status_code == 401
+        assert client.get("/collections", headers=_bearer("lsa_nope_nope")).status_code == 401
+        put = client.put("/collections/default/documents", json=DOC, headers=_bearer(read))
+        assert put.status_code == 403
+        statuses = [client.get("/collections", headers=_bearer(read)).status_code for _ in "abcd"]
+        assert statuses == [200, 200, 200, 429]
+        after = _requests_total(client, admin, "GET", "/collections")
+        put_after = _requests_total(client, admin, "PUT", "/collections/{name}/documents")
+
+    def added(now: dict[str, float], then: dict[str, float], status: str) -> float:
+        return now.get(status, 0) - then.get(status, 0)
+
+    assert added(after, before, "401") == 2
+    assert added(after, before, "429") == 1
+    assert added(after, before, "200") == 3
+    assert added(put_after, put_before, "403") == 1
+    assert added(put_after, put_before, "200") == 0

@@ -4,6 +4,7 @@ recent searches counted in SQLite."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,27 @@ def test_frequent_searches_are_counted_and_warmed_at_start_up(
     restarted.query_log.flush()
     counts = {q.query: q.count for q in restarted.query_log.frequent(10, within_days=1)}
     assert counts["which animal barks"] == 6  # 5 before, 1 after the restart
+
+
+def test_dropping_a_collection_drops_its_logged_searches_alone(
+    open_appliance: Callable[..., Appliance], caplog: pytest.LogCaptureFixture
+) -> None:
+    appliance = open_appliance()
+    for name in ("kept", "gone"):
+        appliance.create_collection(name)
+        appliance.ingest.upsert(name, DOCS)
+    for _ in range(3):
+        appliance.search.search("kept", "which animal barks")
+    appliance.search.search("gone", "birds")
+    appliance.search.search("gone", "spiders")
+    appliance.collections.drop("gone")  # before the periodic flush saw its searches
+    with caplog.at_level(logging.WARNING):
+        assert appliance.query_log.flush() == 3
+    assert "could not record the query log" not in caplog.text
+    frequent = appliance.query_log.frequent(10, within_days=1)
+    assert [(q.collection, q.query, q.count) for q in frequent] == [
+        ("kept", "which animal barks", 3)
+    ]
 
 
 def test_start_up_warming_can_be_turned_off(open_appliance: Callable[..., Appliance]) -> None:

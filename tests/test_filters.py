@@ -155,6 +155,25 @@ def test_malformed_filters_say_what_is_wrong(spec: dict[str, Any], message: str)
         compile_filter(spec)
 
 
+@pytest.mark.parametrize(
+    ("spec", "suggestion"),
+    [
+        ({"year": {"$gte ": 2020}}, "did you mean '$gte'?"),
+        ({"year": {"gte": 2020}}, "did you mean '$gte'?"),
+        ({"year": {"$greater": 2020}}, "did you mean '$gte'?"),
+        ({"kind": {"$nn": ["a"]}}, "did you mean '$nin'?"),
+        ({"$OR": [{"a": 1}]}, "did you mean '$or'?"),
+        ({"kind ": "bird"}, "did you mean 'kind'?"),
+    ],
+)
+def test_near_misses_in_a_filter_suggest_the_right_name(
+    spec: dict[str, Any], suggestion: str
+) -> None:
+    with pytest.raises(InvalidFilter) as refused:
+        compile_filter(spec)
+    assert suggestion in refused.value.detail
+
+
 def test_filter_depth_and_size_are_capped() -> None:
     deep: dict[str, Any] = {"a": 1}
     for _ in range(12):

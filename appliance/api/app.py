@@ -15,7 +15,7 @@ from appliance import __version__
 from appliance.admin_key import ensure_admin_key
 from appliance.api.auth import KeyRing, auth_middleware, check_bind_address, is_loopback
 from appliance.api.docs import LocalSwaggerPlugin
-from appliance.api.errors import EXCEPTION_HANDLERS
+from appliance.api.errors import EXCEPTION_HANDLERS, middleware_error_answers
 from appliance.api.logging import (
     configure_logging,
     litestar_logging_config,
@@ -30,6 +30,7 @@ from appliance.api.routes.collections import CollectionController
 from appliance.api.routes.console import console_assets, console_page
 from appliance.api.routes.documents import DocumentController, JobController
 from appliance.api.routes.health import HealthController
+from appliance.api.routes.openai import OpenAIController
 from appliance.api.routes.search import SearchController
 from appliance.api.routes.versions import VersionController
 from appliance.api.state import ApplianceHolder
@@ -77,6 +78,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             JobController,
             SearchController,
             VersionController,
+            OpenAIController,
             PrometheusController,
             AuthController,
             console_page,
@@ -84,11 +86,13 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
         ],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        # In order: the request id is set first; metrics see every answer; the key is
-        # checked before its rate limit counts.
+        # In order: the request id is set first; metrics see every answer, those to errors
+        # raised by the middleware after them included; the key is checked before its rate
+        # limit counts.
         middleware=[
             request_id_middleware,
             prometheus.middleware,
+            middleware_error_answers,
             auth_middleware(keyring),
             *rate_limit_middleware(settings),
         ],

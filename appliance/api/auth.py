@@ -42,6 +42,9 @@ def required_scope(method: str, path: str) -> str:
         return "read"
     if method == "POST" and parts[-1] in ("search", "feedback"):
         return "read"
+    # OpenAI-compatible embeddings change nothing stored.
+    if method == "POST" and parts == ["", "v1", "embeddings"]:
+        return "read"
     # /collections/{name}/documents[/{id}]
     if len(parts) >= 4 and parts[1] == "collections" and parts[3] == "documents":
         return "write"

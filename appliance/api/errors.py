@@ -16,9 +16,11 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
     HTTP_507_INSUFFICIENT_STORAGE,
 )
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.exc import OperationalError
 
 from appliance.api.metrics import ERRORS
+from appliance.api.validation import explain
 from appliance.errors import (
     ApplianceError,
     CollectionExists,
@@ -34,6 +36,7 @@ from appliance.errors import (
     QueryNotFound,
     ReindexConflict,
     SchemaError,
+    UnknownModel,
     VersionNotFound,
 )
 from appliance.store.disk import STORAGE_FULL_DETAIL, StorageFull, is_disk_full
@@ -47,6 +50,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     QueryNotFound: HTTP_404_NOT_FOUND,
     JobNotFound: HTTP_404_NOT_FOUND,
     VersionNotFound: HTTP_404_NOT_FOUND,
+    UnknownModel: HTTP_404_NOT_FOUND,
     ReindexConflict: HTTP_409_CONFLICT,
     CollectionExists: HTTP_409_CONFLICT,
     DataDirBusy: HTTP_409_CONFLICT,
@@ -91,14 +95,25 @@ def appliance_error(_: Request[Any, Any, Any], exc: ApplianceError) -> Response[
     return response
 
 
+def _body_type(request: Request[Any, Any, Any]) -> Any:
+    """The request type the route decodes its body into, if any."""
+    try:
+        field = request.route_handler.parsed_data_field
+    except Exception:  # no route matched: nothing to say more
+        return None
+    return field.annotation if field is not None else None
+
+
 def validation_error(
-    _: Request[Any, Any, Any], exc: ValidationException
+    request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, str]]:
     problems = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
             where = item.get("key") or item.get("source") or "body"
-            problems.append(f"{where}: {item.get('message', 'invalid')}")
+            message = str(item.get("message", "invalid"))
+            body_type = _body_type(request) if item.get("source") == "body" else None
+            problems.append(explain(body_type, str(where), message))
     detail = "; ".join(problems) or str(exc.detail)
     return error_response(HTTP_400_BAD_REQUEST, "invalid_request", detail)
 
@@ -152,3 +167,39 @@ EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     UnicodeDecodeError: undecodable_body,
     Exception: unexpected_error,
 }
+
+
+def handler_for(exc: Exception) -> Any:
+    for kind in type(exc).__mro__:
+        if kind in EXCEPTION_HANDLERS:
+            return EXCEPTION_HANDLERS[kind]
+    return unexpected_error
+
+
+def middleware_error_answers(app: ASGIApp) -> ASGIApp:
+    """Answers errors raised by the middleware inside it (the API-key check's 401 and 403, the
+    rate limiter's 429) right here, with the handlers above.
+
+    Litestar answers an exception raised in middleware outside every middleware, so the
+    Prometheus middleware, which learns the status from what is sent through it, never saw
+    the 401 and counted a 200. Placed just inside it, this sends the answer through it."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await app(scope, receive, tracked)
+        except Exception as exc:
+            if started or scope["type"] != "http":
+                raise
+            request: Request[Any, Any, Any] = Request(scope, receive)
+            response = handler_for(exc)(request, exc)
+            await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+    return middleware

@@ -103,12 +103,15 @@ class ApplianceCollector(Collector):
         )
         ready.add_metric([], 0 if appliance is None else 1)
         if appliance is not None:
-            encoder = appliance.encoder
-            tokens.add_metric([], encoder.tokens_encoded)
-            seconds.add_metric([], encoder.compute_seconds)
+            # Every loaded model counts: collections reindexed to another model, and
+            # /v1/embeddings requests naming one, embed with it.
+            encoders = appliance.encoders.loaded()
+            tokens_encoded = sum(encoder.tokens_encoded for encoder in encoders)
+            tokens.add_metric([], tokens_encoded)
+            seconds.add_metric([], sum(encoder.compute_seconds for encoder in encoders))
             prices = appliance.settings.embedding_reference_prices_usd_per_million
             for reference, usd_per_million in sorted(prices.items()):
-                cost.add_metric([reference], encoder.tokens_encoded * usd_per_million / 1e6)
+                cost.add_metric([reference], tokens_encoded * usd_per_million / 1e6)
             for name in appliance.collections.names():
                 live = appliance.collections.peek(name)
                 if live is not None:

@@ -57,6 +57,8 @@ def complete_openapi(app: Litestar) -> None:
     for name in _strict_types():
         if name in found:
             found[name]["additionalProperties"] = False
+    if "EmbeddingsRequest" in found:
+        found["EmbeddingsRequest"]["properties"]["input"] = schemas.EMBEDDINGS_INPUT_SCHEMA
     components.setdefault("securitySchemes", {})["apiKey"] = {
         "type": "http",
         "scheme": "bearer",

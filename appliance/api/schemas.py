@@ -7,9 +7,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-CollectionName = Annotated[
-    str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-]
+COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+CollectionName = Annotated[str, Meta(min_length=1, max_length=128, pattern=COLLECTION_NAME_PATTERN)]
+# What each pattern above allows, in words, for the 400 that refuses a value.
+PATTERN_DESCRIPTIONS = {
+    COLLECTION_NAME_PATTERN: "a collection name is 1 to 128 characters: letters, digits, '_', "
+    "'.' and '-', starting with a letter or digit (like 'docs', 'docs-v2' or 'my_notes.en')",
+}
 DocumentId = Annotated[str, Meta(min_length=1, max_length=512)]
 Limit = Annotated[int, Meta(ge=1, le=1000)]
 QueryText = Annotated[str, Meta(min_length=1, max_length=10_000)]
@@ -236,3 +240,79 @@ class WarmOut(msgspec.Struct, kw_only=True):
     # One line per query that could not be run, saying why.
     failed: list[str]
     seconds: float
+
+
+# OpenAI-compatible embeddings (/v1). Shapes follow OpenAI's API reference, so its clients
+# parse them; limits that are settings (inputs per request, tokens per input) answer 400.
+TokenId = Annotated[int, Meta(ge=0)]
+EmbeddingText = Annotated[str, Meta(min_length=1)]
+
+
+class EmbeddingsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # A text, a list of texts, a list of token ids, or a list of token-id lists (token ids
+    # are decoded with the model's tokenizer).
+    input: (
+        EmbeddingText
+        | Annotated[
+            list[EmbeddingText | TokenId | Annotated[list[TokenId], Meta(min_length=1)]],
+            Meta(min_length=1),
+        ]
+    )
+    # A registered embedding model (GET /v1/models); absent: the appliance's default model.
+    model: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    # Only the model's own size, or a size the registry lists as matryoshka_dimensions.
+    dimensions: Annotated[int, Meta(ge=1, le=65_536)] | None = None
+    # Accepted for compatibility; not stored.
+    user: Annotated[str, Meta(max_length=256)] | None = None
+
+
+_TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
+# What `input` accepts, for the OpenAPI document: Litestar drops the constraints of union
+# members, and msgspec cannot declare four array shapes apart. Token ids beyond the model's
+# vocabulary, more inputs or tokens than the settings allow, and token ids that decode to no
+# text are refused with a 400 on the server.
+EMBEDDINGS_INPUT_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        _TOKEN_IDS,
+        {"type": "array", "minItems": 1, "items": _TOKEN_IDS},
+    ],
+    "description": "a text, a list of texts, a list of token ids, or a list of token-id lists",
+}
+
+
+class EmbeddingOut(msgspec.Struct, kw_only=True):
+    index: int
+    # Floats, or with encoding_format "base64" the little-endian float32 bytes in base64.
+    embedding: list[float] | str
+    object: str = "embedding"
+
+
+class EmbeddingUsage(msgspec.Struct, kw_only=True):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingsResponse(msgspec.Struct, kw_only=True):
+    data: list[EmbeddingOut]
+    model: str
+    usage: EmbeddingUsage
+    object: str = "list"
+
+
+class ModelOut(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "model"
+    created: int = 0
+    owned_by: str = "appliance"
+    dimension: int | None = None
+    # Tokens the model reads of one input; longer inputs are truncated to it.
+    max_input_tokens: int | None = None
+    matryoshka_dimensions: list[int] = msgspec.field(default_factory=list)
+
+
+class ModelList(msgspec.Struct, kw_only=True):
+    data: list[ModelOut]
+    object: str = "list"

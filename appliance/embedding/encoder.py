@@ -97,12 +97,34 @@ class Encoder:
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
         return [list(encoding.offsets) for encoding in encodings]
 
+    @property
+    def window(self) -> int:
+        """Tokens the model reads of one text, [CLS] and [SEP] included; encoding cuts the
+        rest off, as sentence-transformers does."""
+        return self.max_seq_length or 512
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self._tokenizer.get_vocab_size())
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Each text's length in tokens, without special tokens or truncation."""
+        encodings = self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encodings]
+
+    def read_tokens(self, length: int) -> int:
+        """Tokens the model reads of a text `length` tokens long: [CLS] and [SEP] included,
+        cut at the window."""
+        return min(length + 2, self.window)
+
     def count_tokens(self, texts: Sequence[str]) -> int:
         """Tokens the model reads for these texts: [CLS] and [SEP] included, each text cut at
         the model's sequence length as encoding cuts it."""
-        encodings = self._tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
-        window = self.max_seq_length or 512
-        return sum(min(len(encoding.ids) + 2, window) for encoding in encodings)
+        return sum(self.read_tokens(length) for length in self.token_lengths(texts))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids (special tokens dropped: encoding adds its own)."""
+        return str(self._tokenizer.decode(list(ids), skip_special_tokens=True))
 
     @property
     def max_chunk_tokens(self) -> int:

@@ -60,23 +60,26 @@ class IngestService:
         checked = []
         for position, doc in enumerate(documents):
             where = f"documents[{position}]"
-            if not doc.id or len(doc.id) > MAX_ID_CHARS:
-                raise InvalidRequest(f"{where}.id must be 1 to {MAX_ID_CHARS} characters")
             if doc.id in seen:
                 raise InvalidRequest(f"{where}.id {doc.id!r} appears twice in this batch")
             seen.add(doc.id)
-            if not doc.text.strip():
-                raise InvalidRequest(f"{where}.text is empty; a document needs some text")
-            if len(doc.text) > self.max_text_chars:
-                raise InvalidRequest(
-                    f"{where}.text has {len(doc.text)} characters; the limit is "
-                    f"{self.max_text_chars}"
-                )
-            if "\x00" in doc.text or "\x00" in doc.id:
-                raise InvalidRequest(f"{where} contains a NUL character")
-            _check_metadata(doc.metadata, where)
-            checked.append(NewDocument(doc.id, doc.text, doc.metadata, content_hash(doc.text)))
+            checked.append(self.check(doc, where))
         return checked
+
+    def check(self, doc: DocumentInput, where: str) -> NewDocument:
+        """One document's checks; `where` names it in the message (`documents[3]`)."""
+        if not doc.id or len(doc.id) > MAX_ID_CHARS:
+            raise InvalidRequest(f"{where}.id must be 1 to {MAX_ID_CHARS} characters")
+        if not doc.text.strip():
+            raise InvalidRequest(f"{where}.text is empty; a document needs some text")
+        if len(doc.text) > self.max_text_chars:
+            raise InvalidRequest(
+                f"{where}.text has {len(doc.text)} characters; the limit is {self.max_text_chars}"
+            )
+        if "\x00" in doc.text or "\x00" in doc.id:
+            raise InvalidRequest(f"{where} contains a NUL character")
+        _check_metadata(doc.metadata, where)
+        return NewDocument(doc.id, doc.text, doc.metadata, content_hash(doc.text))
 
     def embed(
         self, texts: Sequence[str], chunking: ChunkingConfig, encoder: Encoder

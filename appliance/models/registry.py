@@ -33,6 +33,9 @@ class ModelRecord(msgspec.Struct, kw_only=True):
     kind: Literal["embedding", "cross-encoder"] = "embedding"
     dimension: int | None = None
     max_seq_length: int | None = None
+    # Output sizes the model was trained to be cut to (Matryoshka): its vectors keep their
+    # meaning when only the first n dimensions are kept and renormalised. Empty: none.
+    matryoshka_dimensions: list[int] = msgspec.field(default_factory=list)
     files: dict[str, str] = msgspec.field(default_factory=dict)
     description: str = ""
 

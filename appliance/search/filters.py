@@ -7,6 +7,7 @@ reaches into nested objects. Values are bound parameters, never spliced into SQL
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -57,8 +58,9 @@ def _compile(spec: Any, *, depth: int, budget: _Budget) -> ColumnElement[bool]:
             clauses.append(and_(*parts) if key == "$and" else or_(*parts))
         elif key.startswith("$"):
             raise InvalidFilter(
-                f"unknown operator {key!r} at the top of a filter; logical operators are "
-                '$and and $or, comparisons go inside a field: {"year": {"$gt": 2000}}'
+                f"unknown operator {key!r} at the top of a filter;{_did_you_mean(key, _LOGICAL)}"
+                " logical operators are $and and $or, comparisons go inside a field: "
+                '{"year": {"$gt": 2000}}'
             )
         else:
             clauses.append(_field(key, value, budget))
@@ -67,9 +69,11 @@ def _compile(spec: Any, *, depth: int, budget: _Budget) -> ColumnElement[bool]:
 
 def _field(key: str, condition: Any, budget: _Budget) -> ColumnElement[bool]:
     if not _KEY.match(key):
+        fixed = key.strip().strip(".")
+        hint = f" did you mean {fixed!r}?" if fixed != key and _KEY.match(fixed) else ""
         raise InvalidFilter(
-            f"filter field {_show(key)} is not a valid metadata key: use letters, digits, _ and -, "
-            "with . to reach nested fields"
+            f"filter field {_show(key)} is not a valid metadata key;{hint} use letters, digits, "
+            "_ and -, with . to reach nested fields"
         )
     if not isinstance(condition, dict):
         budget.spend()
@@ -79,8 +83,9 @@ def _field(key: str, condition: Any, budget: _Budget) -> ColumnElement[bool]:
     parts = []
     for operator, operand in condition.items():
         if operator not in _COMPARISONS:
+            hint = _did_you_mean(operator, _COMPARISONS) if isinstance(operator, str) else ""
             raise InvalidFilter(
-                f"unknown operator {_show(operator)} on field {key!r}; use one of "
+                f"unknown operator {_show(operator)} on field {key!r};{hint} use one of "
                 f"{', '.join(sorted(_COMPARISONS))}"
             )
         budget.spend()
@@ -146,6 +151,15 @@ def _scalar(key: str, operator: str, operand: Any) -> Scalar:
     raise InvalidFilter(
         f"{operator} on {key!r} takes a string, number, boolean or null, got {_show(operand)}"
     )
+
+
+def _did_you_mean(word: str, choices: set[str]) -> str:
+    """` did you mean '$gte'?` for a near miss ('$gte ', 'gte', '$greater'), else ""."""
+    cleaned = "$" + word.strip().lstrip("$").lower()
+    if cleaned in choices:
+        return f" did you mean {cleaned!r}?"
+    close = difflib.get_close_matches(cleaned, sorted(choices), n=1, cutoff=0.6)
+    return f" did you mean {close[0]!r}?" if close else ""
 
 
 def _show(value: Any) -> str:

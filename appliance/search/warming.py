@@ -57,13 +57,15 @@ class QueryLog:
         rows = [(c, q, p, n, seen[(c, q, p)]) for (c, q, p), n in counts.items()]
         try:
             with self.db.write() as session:
-                query_log_store.add_counts(session, rows)
+                dropped = query_log_store.add_counts(session, rows)
         except Exception:
-            # Statistics only: never let them break searching (a dropped collection, a full
-            # disk). The counts of this interval are dropped.
+            # Statistics only: never let them break searching (a full disk). The counts of
+            # this interval are dropped.
             log.warning("could not record the query log", exc_info=True)
             return 0
-        return sum(counts.values())
+        if dropped:
+            log.debug("query log: %d searches of dropped collections not recorded", dropped)
+        return sum(counts.values()) - dropped
 
     def start(self) -> None:
         if self._thread is None:

@@ -21,14 +21,22 @@ class LoggedQuery:
     count: int
 
 
-def add_counts(session: Session, counts: Iterable[tuple[int, str, str, int, datetime]]) -> None:
-    """Add (collection id, query, params, count, last seen) to the log, one row per search."""
+def add_counts(session: Session, counts: Iterable[tuple[int, str, str, int, datetime]]) -> int:
+    """Add (collection id, query, params, count, last seen) to the log, one row per search.
+    Counts of collections dropped since they were gathered are left out (their rows would
+    break the foreign key and fail every collection's counts); returns how many searches
+    those were. Run in a write transaction (BEGIN IMMEDIATE), no drop can come in between."""
+    counts = list(counts)
+    wanted = sorted({c for c, _, _, _, _ in counts})
+    existing = set(session.scalars(select(CollectionRow.id).where(CollectionRow.id.in_(wanted))))
     rows = [
         {"collection_id": c, "query": q, "params": p, "count": n, "last_seen": seen}
         for c, q, p, n, seen in counts
+        if c in existing
     ]
+    dropped = sum(n for c, _, _, n, _ in counts if c not in existing)
     if not rows:
-        return
+        return dropped
     statement = insert(QueryLogRow)
     session.execute(
         statement.on_conflict_do_update(
@@ -40,6 +48,7 @@ def add_counts(session: Session, counts: Iterable[tuple[int, str, str, int, date
         ),
         rows,
     )
+    return dropped
 
 
 def frequent_queries(session: Session, *, since: datetime, limit: int) -> list[LoggedQuery]:
