@@ -70,3 +70,15 @@ class ReindexConflict(ApplianceError):
     the collection searches with."""
 
     code = "reindex_conflict"
+
+
+class IndexBackendUnavailable(InvalidIndexSpec):
+    """The backend asked for needs a package this installation lacks (pymilvus for milvus)."""
+
+    code = "index_backend_unavailable"
+
+
+class IndexServerError(ApplianceError):
+    """The vector server a collection's index lives on (Milvus) failed or cannot be reached."""
+
+    code = "index_server_error"

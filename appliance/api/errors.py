@@ -24,6 +24,8 @@ from appliance.errors import (
     CollectionExists,
     CollectionNotFound,
     DocumentNotFound,
+    IndexBackendUnavailable,
+    IndexServerError,
     InvalidRequest,
     JobNotFound,
     ModelIntegrityError,
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     InvalidRequest: HTTP_400_BAD_REQUEST,
+    IndexBackendUnavailable: HTTP_400_BAD_REQUEST,
     CollectionNotFound: HTTP_404_NOT_FOUND,
     DocumentNotFound: HTTP_404_NOT_FOUND,
     QueryNotFound: HTTP_404_NOT_FOUND,
@@ -49,6 +52,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     NotReady: HTTP_503_SERVICE_UNAVAILABLE,
     ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,
     ModelIntegrityError: HTTP_503_SERVICE_UNAVAILABLE,
+    IndexServerError: HTTP_503_SERVICE_UNAVAILABLE,
     StorageFull: HTTP_507_INSUFFICIENT_STORAGE,
 }
 

@@ -19,7 +19,9 @@ from appliance.store import documents as document_store
 def index_config(spec: IndexSpec | None) -> IndexConfig:
     if spec is None:
         return DEFAULT_INDEX
-    default_spec = DEFAULT_INDEX.spec if spec.backend == "hnswlib" else "HNSW32,Flat"
+    default_spec = {"hnswlib": DEFAULT_INDEX.spec, "milvus": "HNSW"}.get(
+        spec.backend, "HNSW32,Flat"
+    )
     options = {
         key: value
         for key, value in (
