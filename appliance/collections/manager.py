@@ -4,8 +4,9 @@ The store is the source of truth. An index is loaded from its snapshot and caugh
 store by a set difference of vector ids (vectors are immutable and ids never reused), or rebuilt
 from the stored vectors; nothing is ever re-embedded here. An index on a server (Milvus) keeps
 its own state: it is opened as the server holds it and caught up the same way, without a
-snapshot. Writes made by this process are applied incrementally; writes made by another process (the CLI beside a server) are noticed
-through the collection's generation counter and caught up before the next search.
+snapshot. Writes made by this process are applied incrementally; writes made by another
+process (the CLI beside a server) are noticed through the collection's generation counter and
+caught up before the next search.
 """
 
 from __future__ import annotations
