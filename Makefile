@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch lies on this machine's disk; an unpinned torch pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: run test quality test-slow test-reliability bench bench-peers lint typecheck check clean
+.PHONY: run test test-milvus quality test-slow test-reliability bench bench-peers lint typecheck check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ run: $(STAMP)
 	$(BIN)/appliance serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not quality" -q
+	$(BIN)/python -m pytest -m "not slow and not quality and not milvus" -q
+
+# The milvus index backend against milvus-lite's gRPC server on a loopback port and a Milvus
+# Lite file (tests/test_milvus_*.py, about 2 minutes on 2 cores; pymilvus and milvus-lite come
+# with the dev extra).
+test-milvus: $(STAMP)
+	$(BIN)/python -m pytest -m milvus -q
 
 # Retrieval quality on ../shared/data (SciFact, NFCorpus) against the published targets.
 # The first run embeds both corpora (about 15 minutes on 2 cores); later runs reuse var/eval.
