@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.bench.sweep import SweepOptions, run_sweep, synthetic_dataset
 from appliance.collections.manager import CollectionManager
 from appliance.errors import IndexBackendUnavailable, InvalidIndexSpec
 from appliance.index import milvus_index
-from appliance.index.base import IndexConfig, IndexPlace, IndexServer, SearchParams
+from appliance.index.base import IndexConfig, IndexPlace, IndexServer, SearchParams, parse_index_arg
 from appliance.index.filtered import exact_top_k
 from appliance.index.milvus_index import MilvusBackend, MilvusIndex, client_for, collection_name
 from appliance.index.registry import DEFAULT_INDEX
@@ -302,3 +303,31 @@ def test_verify_reads_milvus_without_repairing_it(
     repaired = _manager(tmp_path, milvus_server)
     assert len(repaired.get("c").index.ids()) == 14
     repaired.db.close()
+
+
+def test_the_bench_measures_a_milvus_index_beside_hnswlib_and_drops_it(
+    milvus_server: IndexServer,
+) -> None:
+    dataset = synthetic_dataset(500, DIM, 10)
+    options = SweepOptions(
+        indexes=[parse_index_arg("milvus:HNSW"), parse_index_arg("hnswlib:M=16")],
+        efs=(32,),
+        selectivities=(0.1,),
+        filter_queries=5,
+        exact_threshold=0,
+        progress=False,
+        index_server=milvus_server,
+    )
+    points = run_sweep(dataset, options)
+    by_index = {(p.index, p.filter_selectivity): p for p in points}
+    assert set(by_index) == {
+        ("milvus:HNSW", None),
+        ("milvus:HNSW", 0.1),
+        ("hnswlib:M=16", None),
+        ("hnswlib:M=16", 0.1),
+    }
+    for point in points:
+        assert point.recall >= 0.9 and point.qps_1thread > 0 and point.latency_p50_ms > 0
+    assert by_index[("milvus:HNSW", None)].params == {"ef": 32}
+    prefix = f"appliance_{milvus_server.namespace}_"
+    assert not [n for n in client_for(milvus_server).list_collections() if n.startswith(prefix)]
