@@ -212,3 +212,24 @@ def test_milvus_lite_file_crash_between_commit_and_insert_and_verify(
     assert len(restarted.collections.get("c").index) == len(PETS)
     restarted.db.close()
     assert verify(settings).ok
+
+
+def test_hand_off_a_local_collection_to_milvus_over_http(
+    tmp_path: Path, milvus_server: IndexServer, encoder: Encoder
+) -> None:
+    appliance = Appliance(_settings(tmp_path, milvus_server), encoder=encoder)
+    appliance.create_collection("pets")
+    appliance.ingest.upsert("pets", PETS)
+    with TestClient(create_app(appliance.settings, appliance)) as client:
+        moved = client.put("/collections/pets/index", json={"backend": "milvus", "spec": "FLAT"})
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["index"]["backend"] == "milvus"
+        assert moved.json()["vectors_indexed"] == len(PETS)
+        body = client.post(
+            "/collections/pets/search", json={"query": "which animal barks", "mode": "dense"}
+        ).json()
+        assert body["results"][0]["id"] == "dog"
+        bad = client.put("/collections/pets/index", json={"backend": "milvus", "spec": "X"})
+        assert bad.status_code == 400
+    assert isinstance(appliance.collections.get("pets").index, MilvusIndex)
+    appliance.db.close()
