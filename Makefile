@@ -19,7 +19,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
 	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
-.PHONY: run test e2e console-screenshots quality test-slow test-reliability bench bench-load bench-peers lint \
+.PHONY: run test test-milvus e2e console-screenshots quality test-slow test-reliability bench bench-load bench-peers lint \
 	typecheck check clean lock bundle bundle-test base-image image image-test
 
 $(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
@@ -33,7 +33,7 @@ run: $(STAMP)
 	$(BIN)/appliance serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not quality and not e2e" -q
+	$(BIN)/python -m pytest -m "not slow and not quality and not e2e and not milvus" -q
 
 # The web console in headless Chromium (Debian's `chromium`, driven by Playwright) against a
 # real `appliance serve`; about a minute. console-screenshots also saves docs/console/*.png.
@@ -42,6 +42,12 @@ e2e: $(STAMP)
 
 console-screenshots: $(STAMP)
 	CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest tests/e2e -m e2e -q
+
+# The milvus index backend against milvus-lite's gRPC server on a loopback port and a Milvus
+# Lite file (tests/test_milvus_*.py, about 2 minutes on 2 cores; pymilvus and milvus-lite come
+# with the dev extra).
+test-milvus: $(STAMP)
+	$(BIN)/python -m pytest -m milvus -q
 
 # Retrieval quality on ../shared/data (SciFact, NFCorpus) against the published targets.
 # The first run embeds both corpora (about 15 minutes on 2 cores); later runs reuse var/eval.

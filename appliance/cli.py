@@ -789,6 +789,7 @@ def bench(
             if reuse_index
             else None,
             seed=seed,
+            index_server=settings.index_server(),
         )
         try:
             for config in configs:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 
 from appliance.errors import InvalidConfig
+from appliance.index.base import IndexServer
 
 # Embedding backends (appliance/embedding/backends/): torch is the reference; the others run
 # an export of the same model made on this machine on first use (see README: backends).
@@ -109,6 +110,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ssl_keyfile: str = ""
     # On SIGTERM, seconds to let in-flight requests finish before index snapshots are saved.
     shutdown_grace_seconds: float = 30.0
+    # Where `milvus` indexes live (APPLIANCE_MILVUS_URI): http://host:19530 for Milvus
+    # Standalone or Distributed, or a Milvus Lite file ending in .db; "" = <data_dir>/milvus.db.
+    milvus_uri: str = ""
+    milvus_token: str = ""
+    # Keeps this appliance's Milvus collections apart from another's on the same server;
+    # "" = a random id kept in <data_dir>/milvus-namespace. Replicas over one store that do
+    # not share a data dir must set the same value.
+    milvus_namespace: str = ""
 
     def __post_init__(self) -> None:
         for name in (self.embedding_backend, *self.embedding_backends.values()):
@@ -145,6 +154,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def database_path(self) -> Path:
         return self.data_path / "appliance.sqlite3"
+
+    @property
+    def milvus_address(self) -> str:
+        return self.milvus_uri or str(self.data_path / "milvus.db")
+
+    @property
+    def milvus_namespace_file(self) -> Path:
+        return self.data_path / "milvus-namespace"
+
+    def index_server(self) -> IndexServer:
+        """Where server-side index backends (milvus) keep this appliance's indexes."""
+        return IndexServer(
+            uri=self.milvus_address,
+            token=self.milvus_token,
+            namespace=self.milvus_namespace,
+            namespace_file=self.milvus_namespace_file,
+        )
 
 
 _ENV_PREFIX = "APPLIANCE_"

@@ -105,3 +105,15 @@ class SchemaTooNew(SchemaError):
     """A newer release wrote the data dir: its schema revision is unknown here."""
 
     code = "schema_too_new"
+
+
+class IndexBackendUnavailable(InvalidIndexSpec):
+    """The backend asked for needs a package this installation lacks (pymilvus for milvus)."""
+
+    code = "index_backend_unavailable"
+
+
+class IndexServerError(ApplianceError):
+    """The vector server a collection's index lives on (Milvus) failed or cannot be reached."""
+
+    code = "index_server_error"

@@ -81,6 +81,7 @@ class Appliance:
             settings.index_dir,
             dimension_of=self.dimension_of,
             exact_filter_threshold=settings.exact_filter_threshold,
+            index_server=settings.index_server(),
         )
         try:
             if open_collections:

@@ -1,10 +1,11 @@
 """`appliance verify`: compare every index with the store, read-only, and list any difference.
 
-It loads each collection the way start-up does (snapshot, then the rows newer than it) and
-checks that the index holds exactly the store's vector ids for the collection's model, that
-every document has a vector, that stored vectors have the right size and belong to their
-document's collection, that a snapshot never claims a vector id the store never issued, and
-that the keyword (FTS) table, where there is one, has one row per document. Nothing is
+It loads each collection the way start-up does (snapshot, then the rows newer than it; an
+index on a server, Milvus, as the server holds it, without catching it up) and checks that the
+index holds exactly the store's vector ids for the collection's model, that every document has
+a vector, that stored vectors have the right size and belong to their document's collection,
+that a snapshot never claims a vector id the store never issued, and that the keyword (FTS)
+table, where there is one, has one row per document. Nothing is
 repaired and no snapshot is written.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from appliance.collections.manager import CollectionManager
 from appliance.config import Settings
 from appliance.index.base import IndexConfig
+from appliance.index.registry import backend_for
 from appliance.index.snapshots import load_snapshot
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
@@ -219,6 +221,9 @@ def verify(settings: Settings) -> VerifyReport:
             settings.index_dir,
             dimension_of=dimension_of,
             exact_filter_threshold=settings.exact_filter_threshold,
+            index_server=settings.index_server(),
+            # Milvus is compared with the store as it is: catching it up would repair it.
+            repair_server_indexes=False,
         )
         # As start-up does: each snapshot, caught up with the rows newer than it.
         manager.open_all()
@@ -252,6 +257,12 @@ def verify(settings: Settings) -> VerifyReport:
                 check.problems.append(
                     f"index generation {live.generation} is not the store's {generation}"
                 )
+            if backend_for(live.config).persistent:
+                # No snapshot: the server's collection is the index, compared above as it
+                # is (start-up or the next write catches a lagging one up).
+                name = getattr(live.index, "name", live.config.label)
+                check.snapshot = f"none ({live.config.backend} collection {name} is the index)"
+                continue
             _check_snapshot(
                 check,
                 # Where CollectionManager keeps a collection's snapshot.

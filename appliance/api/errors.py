@@ -27,6 +27,8 @@ from appliance.errors import (
     CollectionNotFound,
     DataDirBusy,
     DocumentNotFound,
+    IndexBackendUnavailable,
+    IndexServerError,
     InvalidRequest,
     JobNotFound,
     ModelIntegrityError,
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     InvalidRequest: HTTP_400_BAD_REQUEST,
+    IndexBackendUnavailable: HTTP_400_BAD_REQUEST,
     CollectionNotFound: HTTP_404_NOT_FOUND,
     DocumentNotFound: HTTP_404_NOT_FOUND,
     QueryNotFound: HTTP_404_NOT_FOUND,
@@ -59,6 +62,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     ModelNotFound: HTTP_503_SERVICE_UNAVAILABLE,
     ModelIntegrityError: HTTP_503_SERVICE_UNAVAILABLE,
     SchemaError: HTTP_503_SERVICE_UNAVAILABLE,
+    IndexServerError: HTTP_503_SERVICE_UNAVAILABLE,
     StorageFull: HTTP_507_INSUFFICIENT_STORAGE,
 }
 

@@ -25,9 +25,11 @@ class ErrorBody(msgspec.Struct):
 
 
 class IndexSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    backend: Literal["faiss", "hnswlib"] = "hnswlib"
+    backend: Literal["faiss", "hnswlib", "milvus"] = "hnswlib"
+    # faiss: a factory string (HNSW32,Flat); hnswlib: M=32,ef_construction=200; milvus:
+    # HNSW | IVF_FLAT | FLAT | AUTOINDEX, build options after commas (IVF_FLAT,nlist=1024).
     spec: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
-    # hnswlib / faiss HNSW build option.
+    # hnswlib / faiss / milvus HNSW build option.
     ef_construction: Annotated[int, Meta(ge=1, le=10_000)] | None = None
     # Query-time defaults for the collection; a search may override them.
     ef: Annotated[int, Meta(ge=1, le=10_000)] | None = None

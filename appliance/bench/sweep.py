@@ -29,8 +29,8 @@ from tqdm import tqdm
 from appliance.bench.metrics import drop_self_hits, ndcg_at_k
 from appliance.bench.synthetic import SyntheticData, make_synthetic, rank_windows
 from appliance.config import Settings
-from appliance.errors import CollectionNotFound
-from appliance.index.base import IndexConfig, SearchParams, VectorIndex
+from appliance.errors import CollectionNotFound, InvalidIndexSpec
+from appliance.index.base import IndexConfig, IndexPlace, IndexServer, SearchParams, VectorIndex
 from appliance.index.filtered import VectorLoader, filtered_search
 from appliance.index.registry import backend_for
 
@@ -328,14 +328,18 @@ class SweepOptions:
     # Keep built indexes here and load them on later runs instead of rebuilding.
     index_cache: Path | None = None
     seed: int = 0
+    # Where server-side backends (milvus) build; each bench index there is dropped after.
+    index_server: IndexServer | None = None
 
 
 def query_params(config: IndexConfig, efs: Sequence[int], nprobes: Sequence[int]) -> list[dict]:
     """The query-time parameters that apply to an index configuration."""
     spec = config.spec.upper()
-    if config.backend == "hnswlib" or (config.backend == "faiss" and spec.startswith("HNSW")):
+    if config.backend == "hnswlib" or (
+        config.backend in ("faiss", "milvus") and spec.startswith("HNSW")
+    ):
         return [{"ef": int(ef)} for ef in efs]
-    if config.backend == "faiss" and "IVF" in spec:
+    if config.backend in ("faiss", "milvus") and "IVF" in spec:
         return [{"nprobe": int(nprobe)} for nprobe in nprobes]
     return [{}]
 
@@ -389,10 +393,23 @@ class BuiltIndex:
 
 
 def build_index(
-    config: IndexConfig, dataset: BenchDataset, *, progress: bool, cache: Path | None = None
+    config: IndexConfig,
+    dataset: BenchDataset,
+    *,
+    progress: bool,
+    cache: Path | None = None,
+    server: IndexServer | None = None,
 ) -> BuiltIndex:
-    """Build (on all cores) and measure; with `cache`, load a previous build and its figures."""
+    """Build (on all cores) and measure; with `cache`, load a previous build and its figures.
+    A server-side index is built afresh on `server` (never cached)."""
     backend = backend_for(config)
+    place = None
+    if backend.persistent:
+        if server is None:
+            raise InvalidIndexSpec(f"{config.label} builds on a server: give the bench one")
+        cache = None
+        # Collection id 0 is never an appliance collection's: the bench's own namespace slot.
+        place = IndexPlace(server, 0, f"bench-{dataset.key}")
     target = cache / _slug(config.label) if cache is not None else None
     if target is not None and (target / _BUILD_FILE).is_file():
         recorded = json.loads((target / _BUILD_FILE).read_text())
@@ -403,7 +420,9 @@ def build_index(
             )
     before = _rss()
     started = time.perf_counter()
-    index = backend.create(config, dataset.dimension)
+    index = backend.create(config, dataset.dimension, place)
+    if len(index):
+        index.remove(index.ids())  # left by an interrupted earlier bench
     _set_threads(index, cores())
     with tqdm(
         total=len(dataset.ids), unit="vec", desc=f"build {config.label}", disable=not progress
@@ -577,22 +596,29 @@ def run_sweep(dataset: BenchDataset, options: SweepOptions) -> list[SweepPoint]:
     try:
         for config in options.indexes:
             built = build_index(
-                config, dataset, progress=options.progress, cache=options.index_cache
+                config,
+                dataset,
+                progress=options.progress,
+                cache=options.index_cache,
+                server=options.index_server,
             )
             grid = query_params(config, options.efs, options.nprobes)
             total = len(grid) * (1 + len(cases))
-            with tqdm(
-                total=total,
-                unit="point",
-                desc=f"measure {config.label}",
-                disable=not options.progress,
-            ) as bar:
-                for params in grid:
-                    points.append(_unfiltered_point(built, dataset, params, truth, options))
-                    bar.update()
-                    for case in cases:
-                        points.append(_filtered_point(built, dataset, params, case, options))
+            try:
+                with tqdm(
+                    total=total,
+                    unit="point",
+                    desc=f"measure {config.label}",
+                    disable=not options.progress,
+                ) as bar:
+                    for params in grid:
+                        points.append(_unfiltered_point(built, dataset, params, truth, options))
                         bar.update()
+                        for case in cases:
+                            points.append(_filtered_point(built, dataset, params, case, options))
+                            bar.update()
+            finally:
+                backend_for(config).discard(built.index)
             # Freed (by reference count) before the next build measures its RSS growth.
             del built
     finally:

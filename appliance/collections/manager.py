@@ -2,9 +2,11 @@
 
 The store is the source of truth. An index is loaded from its snapshot and caught up with the
 store by a set difference of vector ids (vectors are immutable and ids never reused), or rebuilt
-from the stored vectors; nothing is ever re-embedded here. Writes made by this process are
-applied incrementally; writes made by another process (the CLI beside a server) are noticed
-through the collection's generation counter and caught up before the next search.
+from the stored vectors; nothing is ever re-embedded here. An index on a server (Milvus) keeps
+its own state: it is opened as the server holds it and caught up the same way, without a
+snapshot. Writes made by this process are applied incrementally; writes made by another
+process (the CLI beside a server) are noticed through the collection's generation counter and
+caught up before the next search.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from appliance.embedding.chunking import DEFAULT_OVERLAP, ChunkingConfig
 from appliance.errors import CollectionNotFound
-from appliance.index.base import IndexConfig, SearchParams, VectorIndex
+from appliance.index.base import IndexConfig, IndexPlace, IndexServer, SearchParams, VectorIndex
 from appliance.index.filtered import filtered_search
 from appliance.index.registry import backend_for
 from appliance.index.snapshots import (
@@ -98,12 +100,18 @@ class CollectionManager:
         *,
         dimension_of: Callable[[str], int],
         exact_filter_threshold: int,
+        index_server: IndexServer | None = None,
+        repair_server_indexes: bool = True,
     ) -> None:
-        """`dimension_of(model_id)`: the dimension of a model's vectors."""
+        """`dimension_of(model_id)`: the dimension of a model's vectors. `index_server`: where
+        server-side backends (milvus) keep their indexes. `repair_server_indexes=False` opens
+        those as the server holds them, never catching them up (what `verify` compares)."""
         self.db = db
         self.index_dir = index_dir
         self.dimension_of = dimension_of
         self.exact_filter_threshold = exact_filter_threshold
+        self.index_server = index_server
+        self.repair_server_indexes = repair_server_indexes
         self._live: dict[str, LiveCollection] = {}
         self._lock = threading.Lock()
 
@@ -117,12 +125,25 @@ class CollectionManager:
     def _snapshot_dir(self, row_id: int) -> Path:
         return self.index_dir / f"collection-{row_id}"
 
+    def _place(self, collection_id: int, model_id: str) -> IndexPlace | None:
+        if self.index_server is None:
+            return None
+        return IndexPlace(self.index_server, collection_id, model_id)
+
+    def _new_index(
+        self, collection_id: int, model_id: str, dimension: int, config: IndexConfig
+    ) -> VectorIndex:
+        """An empty local index, or a server-side one as its server holds it."""
+        return backend_for(config).create(config, dimension, self._place(collection_id, model_id))
+
     def _open(self, row: CollectionRow) -> LiveCollection:
         config = _config_of(row)
         dimension = self.dimension_of(row.model_id)
-        loaded = load_snapshot(self._snapshot_dir(row.id), config, dimension, row.model_id)
+        loaded = None
+        if not backend_for(config).persistent:
+            loaded = load_snapshot(self._snapshot_dir(row.id), config, dimension, row.model_id)
         if loaded is None:
-            index = backend_for(config).create(config, dimension)
+            index = self._new_index(row.id, row.model_id, dimension, config)
         else:
             index = loaded[0]
         live = LiveCollection(
@@ -155,6 +176,9 @@ class CollectionManager:
         with live.write_lock, live.index_lock:
             if not live.dirty:
                 return
+            if backend_for(live.config).persistent:
+                live.dirty = False  # the server keeps the index itself
+                return
             ids = live.index.ids()
             max_id = int(ids.max()) if len(ids) else 0
             save_snapshot(
@@ -183,13 +207,16 @@ class CollectionManager:
                     options=config.options,
                     model_id=model_id,
                 )
+                # Inside the transaction: a server that refuses the index leaves no row.
+                index = self._new_index(row.id, model_id, dimension, config)
+                if len(index):
+                    # A server collection left by an earlier store under this namespace.
+                    index.remove(index.ids())
             live = LiveCollection(
                 id=row.id,
                 name=name,
                 config=config,
-                active=ActiveVersion(
-                    model_id, dimension, backend_for(config).create(config, dimension)
-                ),
+                active=ActiveVersion(model_id, dimension, index),
                 generation=0,
                 dirty=True,
             )
@@ -219,17 +246,24 @@ class CollectionManager:
                 row.index_backend, row.index_spec = config.backend, config.spec
                 row.index_options = dict(config.options)
             with live.index_lock:
+                previous = live.config
                 live.config, live.dirty = config, True
                 live.active = ActiveVersion(active.model_id, active.dimension, index)
+            backend_for(previous).discard(active.index)
         log.info("collection %s: index rebuilt as %s from stored vectors", name, config.label)
         return live
 
     def build_index(
         self, collection_id: int, model_id: str, dimension: int, config: IndexConfig
     ) -> VectorIndex:
-        """A new index of a model's stored vectors; nothing live is locked while it builds."""
-        index = backend_for(config).create(config, dimension)
+        """A new index of a model's stored vectors; nothing live is locked while it builds.
+        A server-side index may hold some already (an earlier, interrupted build): it is
+        caught up by set difference instead."""
+        index = self._new_index(collection_id, model_id, dimension, config)
         with self.db.read() as session:
+            if backend_for(config).persistent:
+                self._sync(session, collection_id, model_id, index, dimension)
+                return index
             for ids, vectors in document_store.iter_all_vectors(
                 session, collection_id, model_id, dimension
             ):
@@ -266,8 +300,11 @@ class CollectionManager:
                     "run the reindex again when writes are quieter"
                 )
             with live.index_lock:
+                retired = live.active
                 live.active = ActiveVersion(model_id, dimension, index)
                 live.generation, live.dirty = generation - 1, True
+            if retired.index is not index:
+                backend_for(live.config).discard(retired.index)
             # Writes another process made between the last sync and the switch.
             self.catch_up(live)
         self.save_snapshot(live)
@@ -280,6 +317,7 @@ class CollectionManager:
             live = self._live.pop(name, None)
             if live is not None:
                 discard_snapshot(self._snapshot_dir(live.id))
+                backend_for(live.config).discard(live.index)
 
     def peek(self, name: str) -> LiveCollection | None:
         """The live collection as this process last saw it, without asking the store."""
@@ -352,6 +390,9 @@ class CollectionManager:
         """Bring the index to the store's state by id set difference. Idempotent."""
         with self.db.read() as session:
             generation = collection_store.collection_generation(session, live.id)
+            if not self.repair_server_indexes and backend_for(live.config).persistent:
+                live.generation = generation  # compared as it is, not repaired
+                return
             with live.index_lock:
                 added, removed = self._sync(
                     session, live.id, live.model_id, live.index, live.dimension

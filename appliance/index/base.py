@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,6 +45,46 @@ def parse_index_arg(text: str) -> IndexConfig:
     return IndexConfig(backend=backend.strip(), spec=spec.strip())
 
 
+@dataclass(frozen=True)
+class IndexServer:
+    """A vector server that a server-side backend (milvus) keeps its indexes in.
+
+    `uri`: a Milvus address (http://host:19530) or a Milvus Lite file (ending in .db).
+    The namespace keeps this appliance's collections apart from another's on the same server:
+    `namespace` when given, else a random one kept in `namespace_file` (made on first use).
+    """
+
+    uri: str
+    token: str = ""
+    namespace: str = ""
+    namespace_file: Path | None = None
+
+    def resolved_namespace(self) -> str:
+        if self.namespace:
+            return self.namespace
+        if self.namespace_file is None:
+            return "default"
+        try:
+            return self.namespace_file.read_text().strip()
+        except FileNotFoundError:
+            namespace = secrets.token_hex(6)
+            self.namespace_file.parent.mkdir(parents=True, exist_ok=True)
+            staging = self.namespace_file.with_suffix(".tmp")
+            staging.write_text(namespace + "\n")
+            staging.replace(self.namespace_file)
+            return namespace
+
+
+@dataclass(frozen=True)
+class IndexPlace:
+    """Where a server-side index keeps one collection's vectors of one model. Local backends
+    ignore it; a server-side one names its server collection after it."""
+
+    server: IndexServer
+    collection_id: int
+    model_id: str
+
+
 class VectorIndex(Protocol):
     """An id-keyed inner-product index over unit vectors. Ids are int64 and never reused."""
 
@@ -81,8 +123,22 @@ class VectorIndex(Protocol):
 
 class IndexBackend(Protocol):
     name: str
+    # True: the index keeps its own state on a server, so start-up lists the ids it holds
+    # (and catches up by set difference) instead of loading a snapshot, and `save` writes
+    # nothing. False: a local index, rebuilt or loaded from a snapshot.
+    persistent: bool
 
-    def create(self, config: IndexConfig, dimension: int) -> VectorIndex: ...
+    def create(
+        self, config: IndexConfig, dimension: int, place: IndexPlace | None = None
+    ) -> VectorIndex:
+        """A local backend: a new empty index. A server-side one: the index at `place`,
+        opened as the server holds it (created there empty the first time)."""
+        ...
+
+    def discard(self, index: VectorIndex) -> None:
+        """Free what `index` keeps outside this process (a server collection) once no
+        version searches it; a local index has nothing to free."""
+        ...
 
     def load(self, config: IndexConfig, dimension: int, directory: Path) -> VectorIndex: ...
 

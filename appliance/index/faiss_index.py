@@ -17,7 +17,7 @@ import faiss as _faiss
 import numpy as np
 
 from appliance.errors import InvalidIndexSpec
-from appliance.index.base import IndexConfig, SearchParams
+from appliance.index.base import IndexConfig, IndexPlace, SearchParams, VectorIndex
 
 # faiss's bundled SWIG stubs miss most of its API (SearchParametersHNSW, id_map, ...).
 faiss: Any = _faiss
@@ -273,8 +273,15 @@ def _faiss_message(exc: RuntimeError) -> str:
 class FaissBackend:
     name = "faiss"
 
-    def create(self, config: IndexConfig, dimension: int) -> FaissIndex:
+    persistent = False
+
+    def create(
+        self, config: IndexConfig, dimension: int, place: IndexPlace | None = None
+    ) -> FaissIndex:
         return FaissIndex.build(config, dimension)
+
+    def discard(self, index: VectorIndex) -> None:
+        """A local index is freed with the process's last reference to it."""
 
     def load(self, config: IndexConfig, dimension: int, directory: Path) -> FaissIndex:
         return FaissIndex.load(config, dimension, directory)

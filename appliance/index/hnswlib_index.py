@@ -14,7 +14,7 @@ import hnswlib
 import numpy as np
 
 from appliance.errors import InvalidIndexSpec
-from appliance.index.base import IndexConfig, SearchParams
+from appliance.index.base import IndexConfig, IndexPlace, SearchParams, VectorIndex
 
 _INDEX_FILE = "index.hnswlib"
 _STATE_FILE = "hnswlib_state.json"
@@ -164,8 +164,15 @@ class HnswlibIndex:
 class HnswlibBackend:
     name = "hnswlib"
 
-    def create(self, config: IndexConfig, dimension: int) -> HnswlibIndex:
+    persistent = False
+
+    def create(
+        self, config: IndexConfig, dimension: int, place: IndexPlace | None = None
+    ) -> HnswlibIndex:
         return HnswlibIndex.build(config, dimension)
+
+    def discard(self, index: VectorIndex) -> None:
+        """A local index is freed with the process's last reference to it."""
 
     def load(self, config: IndexConfig, dimension: int, directory: Path) -> HnswlibIndex:
         return HnswlibIndex.load(config, dimension, directory)

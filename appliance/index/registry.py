@@ -6,10 +6,12 @@ from appliance.errors import InvalidIndexSpec
 from appliance.index.base import IndexBackend, IndexConfig
 from appliance.index.faiss_index import FaissBackend
 from appliance.index.hnswlib_index import HnswlibBackend
+from appliance.index.milvus_index import MilvusBackend
 
 BACKENDS: dict[str, IndexBackend] = {
     "faiss": FaissBackend(),
     "hnswlib": HnswlibBackend(),
+    "milvus": MilvusBackend(),
 }
 
 # Exact-level recall on the corpora this appliance is for, at a fraction of Flat's cost.

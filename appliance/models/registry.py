@@ -1,7 +1,7 @@
 """The registry of installed models: where their files are, what they produce, and their sha256.
 
-Entries live in a JSON file (the bundled `appliance/models/registry.json` by default). A model path is
-either a filesystem path or `package:<module>/<subdir>`, resolved inside an installed Python
+Entries live in a JSON file (the bundled `appliance/models/registry.json` by default). A model
+path is either a filesystem path or `package:<module>/<subdir>`, resolved inside an installed Python
 package (that is how the bundled all-MiniLM-L6-v2 ships). Nothing here ever downloads.
 """
 

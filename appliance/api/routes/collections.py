@@ -1,8 +1,8 @@
-"""Collections: create, list, inspect, drop."""
+"""Collections: create, list, inspect, move onto another index, drop."""
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -19,7 +19,9 @@ from appliance.store import documents as document_store
 def index_config(spec: IndexSpec | None) -> IndexConfig:
     if spec is None:
         return DEFAULT_INDEX
-    default_spec = DEFAULT_INDEX.spec if spec.backend == "hnswlib" else "HNSW32,Flat"
+    default_spec = {"hnswlib": DEFAULT_INDEX.spec, "milvus": "HNSW"}.get(
+        spec.backend, "HNSW32,Flat"
+    )
     options = {
         key: value
         for key, value in (
@@ -80,6 +82,14 @@ class CollectionController(Controller):
         self, name: FromPath[str], appliance: NamedDependency[Appliance]
     ) -> CollectionInfo:
         return describe(appliance, appliance.collections.get(name))
+
+    @put("/{name:str}/index", sync_to_thread=True)
+    def reconfigure_index(
+        self, name: FromPath[str], data: JSONBody[IndexSpec], appliance: NamedDependency[Appliance]
+    ) -> CollectionInfo:
+        """Move the collection onto another index (e.g. from hnswlib to milvus), built from
+        the stored vectors while the current one serves; returns once it is switched."""
+        return describe(appliance, appliance.collections.reconfigure(name, index_config(data)))
 
     @delete("/{name:str}", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
     def delete_collection(self, name: FromPath[str], appliance: NamedDependency[Appliance]) -> None:
