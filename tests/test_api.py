@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -42,8 +42,11 @@ def test_health_and_readiness(client: TestClient[Any]) -> None:
 def test_ready_is_503_until_the_model_and_indexes_are_loaded(
     settings_for: Callable[..., Settings], encoder: Encoder
 ) -> None:
+    loaded = threading.Event()
+
     def slow_factory(settings: Settings) -> Appliance:
-        time.sleep(0.5)
+        # Held until the test has seen the not-ready answers (a sleep raced a busy box).
+        loaded.wait(30)
         return Appliance(settings, encoder=encoder)
 
     app = create_app(settings_for())
@@ -54,6 +57,7 @@ def test_ready_is_503_until_the_model_and_indexes_are_loaded(
         assert test_client.get("/ready").status_code == 503
         body = _error(test_client.post("/search", json={"query": "x"}), 503)
         assert body["error"] == "not_ready"
+        loaded.set()
         holder.wait(10)
         assert test_client.get("/ready").status_code == 200
 
