@@ -208,7 +208,10 @@ def test_validation_errors_say_what_to_send_instead(client: TestClient[Any]) -> 
     mode = client.post("/collections/default/search", json={"query": "x", "mode": "semantic"})
     assert _error(mode, 400)["detail"] == "mode: 'semantic' is not one of dense, hybrid, keyword"
     backend = client.post("/collections", json={"name": "c", "index": {"backend": "annoy"}})
-    assert _error(backend, 400)["detail"] == "index.backend: 'annoy' is not one of faiss, hnswlib, milvus"
+    assert (
+        _error(backend, 400)["detail"]
+        == "index.backend: 'annoy' is not one of faiss, hnswlib, milvus"
+    )
 
     name = _error(client.post("/collections", json={"name": "my collection!"}), 400)["detail"]
     assert "regex" not in name and "[A-Za-z" not in name
