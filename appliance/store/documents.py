@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -62,14 +63,46 @@ class ChunkHit:
     char_end: int
 
 
+@dataclass(frozen=True)
+class KeywordSource:
+    """What the keyword index reads of a document: its title (metadata "title", as the FTS5
+    table took it), its text, and the `updated_at` stamp of this version (microseconds)."""
+
+    id: int
+    title: str
+    text: str
+    stamp: int
+
+
 @dataclass
 class WriteResult:
-    """What a committed write changed, for the live index to apply."""
+    """What a committed write changed, for the live indexes to apply."""
 
     added_ids: list[int] = field(default_factory=list)
     added_vectors: np.ndarray | None = None
     removed_ids: list[int] = field(default_factory=list)
     generation: int = 0
+    # Documents written (their new versions) and documents deleted, for the keyword index.
+    written_documents: list[KeywordSource] = field(default_factory=list)
+    deleted_document_ids: list[int] = field(default_factory=list)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def stamp_of(moment: datetime) -> int:
+    """A version stamp from `updated_at`: microseconds since the epoch, UTC. Aware and naive
+    (as read back from a store without time zones) give the same number."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def title_of(meta: dict[str, Any] | None) -> str:
+    title = (meta or {}).get("title")
+    if title is None:
+        return ""
+    return title if isinstance(title, str) else str(title)
 
 
 def existing_documents(
@@ -158,6 +191,11 @@ def upsert_documents(
         session.execute(update(DocumentRow), updates)
 
     result = WriteResult()
+    stamp = stamp_of(now)
+    result.written_documents = [
+        KeywordSource(doc_ids[doc.external_id], title_of(doc.meta), doc.text, stamp)
+        for doc in documents
+    ]
     stale_docs = [
         existing[ext].id for ext in vectors if ext in existing and existing[ext].has_vectors
     ]
@@ -231,6 +269,7 @@ def delete_documents(
         )
         session.execute(delete(VectorRow).where(VectorRow.document_id.in_(doc_ids)))
         session.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
+        result.deleted_document_ids.extend(doc_ids)
         deleted += len(doc_ids)
     if deleted:
         result.generation = bump_generation(session, collection_id)
@@ -297,6 +336,39 @@ def documents_by_ids(session: Session, document_ids: Sequence[int]) -> dict[int,
         for doc_id, external_id, text, meta in rows:
             found[int(doc_id)] = StoredText(int(doc_id), external_id, text, meta)
     return found
+
+
+def document_stamps(session: Session, collection_id: int) -> dict[int, int]:
+    """Document id -> version stamp (`stamp_of(updated_at)`) of every document of a collection:
+    what the keyword index compares itself with."""
+    rows = session.execute(
+        select(DocumentRow.id, DocumentRow.updated_at).where(
+            DocumentRow.collection_id == collection_id
+        )
+    )
+    return {int(doc_id): stamp_of(updated_at) for doc_id, updated_at in rows}
+
+
+def keyword_sources(session: Session, document_ids: Sequence[int]) -> list[KeywordSource]:
+    """The given documents as the keyword index reads them (missing ones are left out)."""
+    found: list[KeywordSource] = []
+    for chunk in _chunks(document_ids):
+        rows = session.execute(
+            select(
+                DocumentRow.id, DocumentRow.text, DocumentRow.meta, DocumentRow.updated_at
+            ).where(DocumentRow.id.in_(chunk))
+        )
+        found.extend(
+            KeywordSource(int(doc_id), title_of(meta), text, stamp_of(updated_at))
+            for doc_id, text, meta, updated_at in rows
+        )
+    return found
+
+
+def document_ids(session: Session, collection_id: int, where: ColumnElement[bool]) -> np.ndarray:
+    """Ids of the collection's documents matching a compiled filter."""
+    statement = select(DocumentRow.id).where(DocumentRow.collection_id == collection_id, where)
+    return np.fromiter(session.scalars(statement), dtype=np.int64)
 
 
 def vector_ids(
