@@ -32,6 +32,7 @@ from appliance.index.snapshots import (
     load_snapshot,
     save_snapshot,
 )
+from appliance.keyword.index import KeywordIndex
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
 from appliance.store import versions as version_store
@@ -69,6 +70,8 @@ class LiveCollection:
     dirty: bool = False
     # The store's data_version when this collection was last compared with it.
     checked_version: int = -1
+    # BM25 over the collection's documents, derived from the store like the vector index.
+    keyword: KeywordIndex = field(default_factory=KeywordIndex)
 
     @property
     def model_id(self) -> str:
@@ -125,6 +128,9 @@ class CollectionManager:
     def _snapshot_dir(self, row_id: int) -> Path:
         return self.index_dir / f"collection-{row_id}"
 
+    def _keyword_dir(self, row_id: int) -> Path:
+        return self.index_dir / f"keyword-{row_id}"
+
     def _place(self, collection_id: int, model_id: str) -> IndexPlace | None:
         if self.index_server is None:
             return None
@@ -152,9 +158,13 @@ class CollectionManager:
             config=config,
             active=ActiveVersion(row.model_id, dimension, index),
             generation=-1,
+            keyword=KeywordIndex.load(self._keyword_dir(row.id)) or KeywordIndex(),
         )
         if loaded is None or not self._snapshot_current(live, loaded[1]):
             self.catch_up(live)
+        if live.keyword.generation != live.generation:
+            with self.db.read() as session:
+                self._catch_up_keyword(session, live)
         return live
 
     def _snapshot_current(self, live: LiveCollection, info: SnapshotInfo) -> bool:
@@ -174,6 +184,8 @@ class CollectionManager:
 
     def save_snapshot(self, live: LiveCollection) -> None:
         with live.write_lock, live.index_lock:
+            if live.keyword.saved_generation != live.keyword.generation:
+                live.keyword.save(self._keyword_dir(live.id))
             if not live.dirty:
                 return
             if backend_for(live.config).persistent:
@@ -317,6 +329,7 @@ class CollectionManager:
             live = self._live.pop(name, None)
             if live is not None:
                 discard_snapshot(self._snapshot_dir(live.id))
+                discard_snapshot(self._keyword_dir(live.id))
                 backend_for(live.config).discard(live.index)
 
     def peek(self, name: str) -> LiveCollection | None:
@@ -390,6 +403,7 @@ class CollectionManager:
         """Bring the index to the store's state by id set difference. Idempotent."""
         with self.db.read() as session:
             generation = collection_store.collection_generation(session, live.id)
+            self._catch_up_keyword(session, live, generation)
             if not self.repair_server_indexes and backend_for(live.config).persistent:
                 live.generation = generation  # compared as it is, not repaired
                 return
@@ -406,6 +420,22 @@ class CollectionManager:
                         added,
                         removed,
                     )
+
+    @staticmethod
+    def _catch_up_keyword(
+        session: Session, live: LiveCollection, generation: int | None = None
+    ) -> None:
+        if generation is None:
+            generation = collection_store.collection_generation(session, live.id)
+        added, removed = live.keyword.catch_up(session, live.id)
+        live.keyword.generation = generation
+        if added or removed:
+            log.info(
+                "collection %s: keyword index caught up with the store (+%d, -%d documents)",
+                live.name,
+                added,
+                removed,
+            )
 
     @staticmethod
     def _sync(
@@ -440,6 +470,7 @@ class CollectionManager:
                 live.index.add(np.asarray(result.added_ids, dtype=np.int64), result.added_vectors)
             live.generation = result.generation
             live.dirty = True
+        live.keyword.apply(result.written_documents, result.deleted_document_ids, result.generation)
 
     # -- dense retrieval ------------------------------------------------------------------
     def allowed_ids(

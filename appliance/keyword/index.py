@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +73,9 @@ class _Column:
     """A numpy array that grows by doubling (one value per slot)."""
 
     def __init__(self, dtype: type, values: np.ndarray | None = None) -> None:
-        self.data = np.zeros(1024, dtype=dtype) if values is None else values.astype(dtype)
+        self.data: np.ndarray = (
+            np.zeros(1024, dtype=dtype) if values is None else values.astype(dtype)
+        )
         self.size = 0 if values is None else len(values)
 
     def append(self, value: float) -> None:
@@ -108,8 +110,10 @@ class KeywordIndex:
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._delta: _Segment | None = None
         self._norms: np.ndarray | None = None
-        # The collection generation this index reflects (set by its owner).
+        # The collection generation this index reflects (set by its owner), and the one of
+        # its last snapshot.
         self.generation = -1
+        self.saved_generation = -2
 
     def __len__(self) -> int:
         return len(self._slot_of)
@@ -146,9 +150,18 @@ class KeywordIndex:
             self._remove(document_ids)
             self._changed()
 
-    def _analyze(
-        self, source: KeywordSource
-    ) -> tuple[list[str], np.ndarray, np.ndarray, float]:
+    def apply(
+        self, written: Sequence[KeywordSource], deleted: Sequence[int], generation: int
+    ) -> None:
+        """Apply one committed write: the documents it wrote, the ones it deleted, and the
+        collection generation it made."""
+        if deleted:
+            self.delete(deleted)
+        if written:
+            self.add(written)
+        self.generation = generation
+
+    def _analyze(self, source: KeywordSource) -> tuple[list[str], np.ndarray, np.ndarray, float]:
         title_counts, title_length = self._analyzer.term_counts(source.title)
         body_counts, body_length = self._analyzer.term_counts(source.text)
         terms = list(title_counts.keys() | body_counts.keys())
@@ -202,15 +215,15 @@ class KeywordIndex:
 
     def _base_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         base = self._base
-        terms = np.repeat(
-            np.arange(len(base.indptr) - 1, dtype=np.int32), np.diff(base.indptr)
-        )
+        terms = np.repeat(np.arange(len(base.indptr) - 1, dtype=np.int32), np.diff(base.indptr))
         return terms, base.slots, base.title_tf, base.body_tf
 
     def _merge(self) -> None:
         """Fold the pending postings into the base segment (slots keep their numbers)."""
         parts = [self._base_arrays(), self._pending_arrays()]
-        terms, slots, title_tf, body_tf = (np.concatenate(column) for column in zip(*parts))
+        terms, slots, title_tf, body_tf = (
+            np.concatenate(column) for column in zip(*parts, strict=True)
+        )
         # Sorted by slot within each term: base slots precede pending ones (stable sort).
         self._base = _segment(terms, slots, title_tf, body_tf, len(self._vocabulary))
         self._base_end = self._doc_ids.size
@@ -305,7 +318,12 @@ class KeywordIndex:
             candidates, doc_ids = candidates[keep], doc_ids[keep]
         found = total[candidates]
         if len(found) > limit:
-            best = np.argpartition(-found, limit - 1)[:limit]
+            # The best `limit`; of those tied with the last one, the lowest ids.
+            kth = -np.partition(-found, limit - 1)[limit - 1]
+            above = np.flatnonzero(found > kth)
+            tied = np.flatnonzero(found == kth)
+            tied = tied[np.argsort(doc_ids[tied], kind="stable")[: limit - len(above)]]
+            best = np.concatenate([above, tied])
             found, doc_ids = found[best], doc_ids[best]
         order = np.lexsort((doc_ids, -found))
         return [(int(doc_ids[i]), float(found[i])) for i in order]
@@ -326,16 +344,17 @@ class KeywordIndex:
         return self._delta
 
     # -- snapshots ------------------------------------------------------------------------
-    def save(self, directory: Path, generation: int) -> None:
-        """Write the index to `directory` (atomically), as of the collection's `generation`."""
+    def save(self, directory: Path) -> None:
+        """Write the index to `directory` (atomically), as of its generation."""
         with self._lock:
+            generation = self.generation
             self._compact()
             self._delta = None
             vocabulary = sorted(self._vocabulary, key=self._vocabulary.__getitem__)
             terms = self._terms
             offsets = np.zeros(len(terms) + 1, dtype=np.int64)
             np.cumsum([len(t) for t in terms if t is not None], out=offsets[1:])
-            arrays = {
+            arrays: dict[str, np.ndarray] = {
                 "format": np.asarray([_FORMAT, generation], dtype=np.int64),
                 "vocabulary": np.frombuffer("\n".join(vocabulary).encode("utf-8"), np.uint8),
                 "df": self._df.view(),
@@ -356,8 +375,9 @@ class KeywordIndex:
         directory.mkdir(parents=True, exist_ok=True)
         partial = directory / f"{_SNAPSHOT}.partial"
         with partial.open("wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, allow_pickle=False, **arrays)
         partial.replace(directory / _SNAPSHOT)
+        self.saved_generation = generation
 
     @classmethod
     def load(cls, directory: Path) -> KeywordIndex | None:
@@ -398,6 +418,5 @@ class KeywordIndex:
             arrays["indptr"], arrays["slots"], arrays["title_tf"], arrays["body_tf"]
         )
         index._base_end = len(doc_ids)
-        index.generation = generation
+        index.generation = index.saved_generation = generation
         return index
-

@@ -24,7 +24,6 @@ from appliance.search.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weigh
 from appliance.search.preprocess import normalize_query
 from appliance.search.rerank import Reranker
 from appliance.store import documents as document_store
-from appliance.store import keyword as keyword_store
 from appliance.store.documents import StoredText
 
 Mode = Literal["dense", "keyword", "hybrid"]
@@ -203,19 +202,10 @@ class SearchService:
             dense = self._dense(live, active, vector, wanted, options.params, allowed)
             lap("retrieve")
         if mode in ("keyword", "hybrid"):
-            with self.collections.db.read() as session:
-                keyword = [
-                    (doc_id, _Candidate(score))
-                    for doc_id, score in keyword_store.keyword_search(
-                        session,
-                        live.id,
-                        text,
-                        wanted,
-                        where=where,
-                        title_weight=options.title_weight
-                        or float(live.config.options.get("title_weight", DEFAULT_TITLE_WEIGHT)),
-                    )
-                ]
+            keyword = [
+                (doc_id, _Candidate(score))
+                for doc_id, score in self._keyword(live, text, wanted, where, options)
+            ]
             lap("keyword")
 
         if mode == "hybrid":
@@ -315,6 +305,19 @@ class SearchService:
             if len(best) >= wanted or exhausted:
                 return list(best.items())[:wanted]
             fetch *= 2
+
+    def _keyword(
+        self, live: LiveCollection, text: str, wanted: int, where: Any, options: SearchOptions
+    ) -> list[tuple[int, float]]:
+        """BM25 from the collection's keyword index, only documents matching `where` if given."""
+        allowed = None
+        if where is not None:
+            with self.collections.db.read() as session:
+                allowed = document_store.document_ids(session, live.id, where)
+        title_weight = options.title_weight or float(
+            live.config.options.get("title_weight", DEFAULT_TITLE_WEIGHT)
+        )
+        return live.keyword.search(text, wanted, title_weight=title_weight, allowed=allowed)
 
     def _rescore(
         self, vector: np.ndarray, ids: np.ndarray, dimension: int
