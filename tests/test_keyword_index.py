@@ -27,10 +27,37 @@ from appliance.store.documents import (
 )
 from appliance.store.schema import DocumentRow
 
-WORDS = (
-    "cell protein gene tumour mouse patient risk dose study trial blood brain heart liver virus "
-    "vaccine insulin glucose kinase receptor membrane neuron diet fibre sleep running runs the of"
-).split()
+WORDS = [
+    "cell",
+    "protein",
+    "gene",
+    "tumour",
+    "mouse",
+    "patient",
+    "risk",
+    "dose",
+    "study",
+    "trial",
+    "blood",
+    "brain",
+    "heart",
+    "liver",
+    "virus",
+    "vaccine",
+    "insulin",
+    "glucose",
+    "kinase",
+    "receptor",
+    "membrane",
+    "neuron",
+    "diet",
+    "fibre",
+    "sleep",
+    "running",
+    "runs",
+    "the",
+    "of",
+]
 QUERIES = [
     "protein kinase receptor",
     "tumour risk in patients",
