@@ -159,7 +159,7 @@ def _check_snapshot(
     stored: np.ndarray,
     issued: int,
 ) -> None:
-    loaded = load_snapshot(directory, config, dim, model_id)
+    loaded = load_snapshot(directory, config, dim, model_id, full_check=True)
     if loaded is None:
         check.snapshot = "missing, stale or corrupt (start-up rebuilds from the store)"
         return

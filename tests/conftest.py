@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The default backend "auto" exports the model for OpenVINO on a first start (seconds of CPU
+# per data dir). Tests embed with the reference backend unless they ask for another;
+# tests/test_auto_backend.py covers "auto" itself. Subprocess servers inherit this.
+os.environ.setdefault("APPLIANCE_EMBEDDING_BACKEND", "torch")
 
 from appliance.config import Settings, load_settings
 from appliance.embedding.encoder import Encoder

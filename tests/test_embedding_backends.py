@@ -189,7 +189,7 @@ def test_unknown_backend_is_a_clear_error(model: LocalModel, tmp_path: Path) -> 
         load_settings(Path("/nonexistent.toml"), embedding_backend="tensorrt")
     with pytest.raises(InvalidConfig, match="unknown embedding backend 'tensorrt'"):
         load_settings(Path("/nonexistent.toml"), embedding_backends={"m": "tensorrt"})
-    with pytest.raises(UnknownBackend, match="choose one of torch, onnx"):
+    with pytest.raises(UnknownBackend, match="choose one of auto, torch, onnx"):
         Encoder(model, backend="tensorrt", export_dir=tmp_path)
     with pytest.raises(InvalidConfig, match="cpu only"):
         Encoder(model, backend="onnx", device="cuda", export_dir=tmp_path)

@@ -4,6 +4,7 @@ onnxruntime, OpenVINO); the same surface and the same statistics whichever runs.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -16,8 +17,17 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # before sentence_transformers is imported, 
 import numpy as np
 from tokenizers import Tokenizer
 
-from appliance.embedding.backends import check_backend, load_backend
+from appliance.embedding.backends import (
+    AUTO,
+    EmbeddingBackend,
+    check_backend,
+    export_is_ready,
+    load_backend,
+    resolve_backend,
+)
 from appliance.models.registry import LocalModel, check_complete
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(requested: str) -> str:
@@ -33,7 +43,12 @@ def default_export_dir() -> Path:
 
 
 class Encoder:
-    """Turns texts into L2-normalised float32 vectors, in batches."""
+    """Turns texts into L2-normalised float32 vectors, in batches.
+
+    With backend "auto" and no OpenVINO export yet, it embeds with torch at once while a
+    background thread exports the model, then switches to OpenVINO: the same model id and
+    vectors within cosine 0.9999, so nothing stored or cached changes.
+    """
 
     def __init__(
         self,
@@ -47,16 +62,32 @@ class Encoder:
     ) -> None:
         check_complete(model.directory)
         self.model = model
-        self.backend_name = check_backend(backend)
-        self.device = "cpu" if backend != "torch" else pick_device(device)
+        self.requested_backend = check_backend(backend)
+        resolved = resolve_backend(backend, device)
+        self.device = "cpu" if resolved != "torch" else pick_device(device)
         self.batch_size = batch_size
-        self._backend = load_backend(
-            backend,
-            model,
-            device=device,
-            threads=threads,
-            export_dir=export_dir or default_export_dir(),
-        )
+        exports = export_dir or default_export_dir()
+        # Set once the backend is the one it will stay on (at once, unless exporting).
+        self._settled = threading.Event()
+        self._backend: EmbeddingBackend
+        if backend == AUTO and not export_is_ready(resolved, model, exports):
+            self.backend_name = "torch"
+            self._backend = load_backend(
+                "torch", model, device="cpu", threads=threads, export_dir=exports
+            )
+            # Not a daemon: a process that ends during the export waits for it (seconds), so
+            # no half-written export directory is left behind.
+            threading.Thread(
+                target=self._switch_to,
+                args=(resolved, device, threads, exports),
+                name="embedding-export",
+            ).start()
+        else:
+            self.backend_name = resolved
+            self._backend = load_backend(
+                resolved, model, device=device, threads=threads, export_dir=exports
+            )
+            self._settled.set()
         # The raw SentenceTransformer for benchmarks' baselines; None for exported backends.
         self._st: Any = getattr(self._backend, "st", None)
         self.dimension: int = self._backend.dimension
@@ -83,6 +114,30 @@ class Encoder:
         self.tokens_encoded = 0
         self.compute_seconds = 0.0
         self._stats_lock = threading.Lock()
+
+    def _switch_to(self, backend: str, device: str, threads: int | None, exports: Path) -> None:
+        started = time.perf_counter()
+        try:
+            faster = load_backend(
+                backend, self.model, device=device, threads=threads, export_dir=exports
+            )
+            if faster.dimension != self.dimension or faster.lossy_variant is not None:
+                raise ValueError(f"{backend} does not give this model's vectors")
+            self._backend = faster
+            self.backend_name = backend
+            log.info(
+                "embedding with %s from now on (exported in %.1f s)",
+                backend,
+                time.perf_counter() - started,
+            )
+        except Exception:  # the model stays served by torch; say why once
+            log.exception("could not prepare the %s backend: embedding stays on torch", backend)
+        finally:
+            self._settled.set()
+
+    def wait_until_settled(self, timeout: float | None = None) -> bool:
+        """Wait for a background switch of backend (backend "auto" on a first start)."""
+        return self._settled.wait(timeout)
 
     @property
     def model_id(self) -> str:

@@ -3,6 +3,11 @@
 A snapshot is written to a temporary directory and renamed into place, so a crash leaves either
 the old snapshot or the new one. A snapshot that is missing, corrupt or for another config is
 reported as None; the caller rebuilds from the store.
+
+Integrity: the manifest holds each file's size, xxh3-128 and sha256. Start-up checks sizes and
+xxh3 (every byte, at ~10x the speed of sha256: a 1.8 GB snapshot costs about its read, which
+warms the page cache for the load that follows); `appliance verify` also checks sha256
+(`full_check=True`). A snapshot written before xxh3 was recorded is checked with sha256.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from appliance.checksums import file_sha256
+from appliance.checksums import file_sha256, file_xxh3
 from appliance.index.base import IndexConfig, VectorIndex
 from appliance.index.registry import backend_for
 
@@ -44,6 +50,7 @@ def save_snapshot(
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = directory.parent / f".staging-{directory.name}-{uuid.uuid4().hex[:8]}"
     index.save(staging)
+    files = sorted(p for p in staging.iterdir() if p.is_file())
     manifest = {
         "backend": index.config.backend,
         "spec": index.config.spec,
@@ -52,7 +59,9 @@ def save_snapshot(
         "max_id": max_id,
         "count": len(index),
         "generation": generation,
-        "files": {p.name: file_sha256(p) for p in sorted(staging.iterdir()) if p.is_file()},
+        "files": {p.name: file_sha256(p) for p in files},
+        "sizes": {p.name: p.stat().st_size for p in files},
+        "xxh3": {p.name: file_xxh3(p) for p in files},
     }
     (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2))
     retired = directory.parent / f".retired-{directory.name}-{uuid.uuid4().hex[:8]}"
@@ -62,8 +71,37 @@ def save_snapshot(
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def snapshot_file_problem(
+    directory: Path, manifest: dict[str, Any], *, full_check: bool = False
+) -> str | None:
+    """Why the snapshot's files do not match its manifest, or None when they do.
+
+    Sizes first (free), then xxh3 of every byte; sha256 too with `full_check`, or when the
+    manifest predates xxh3."""
+    sha256s: dict[str, str] = manifest["files"]
+    sizes: dict[str, int] = manifest.get("sizes", {})
+    fast: dict[str, str] = manifest.get("xxh3", {})
+    for name in sha256s:
+        path = directory / name
+        if not path.is_file():
+            return f"file {name} is missing"
+        if name in sizes and path.stat().st_size != int(sizes[name]):
+            return f"file {name} fails its checksum: {path.stat().st_size} bytes, not {sizes[name]}"
+    for name, digest in sha256s.items():
+        if name in fast and file_xxh3(directory / name) != fast[name]:
+            return f"file {name} fails its xxh3 checksum"
+        if (full_check or name not in fast) and file_sha256(directory / name) != digest:
+            return f"file {name} fails its sha256 checksum"
+    return None
+
+
 def load_snapshot(
-    directory: Path, config: IndexConfig, dimension: int, model_id: str
+    directory: Path,
+    config: IndexConfig,
+    dimension: int,
+    model_id: str,
+    *,
+    full_check: bool = False,
 ) -> tuple[VectorIndex, SnapshotInfo] | None:
     manifest_file = directory / _MANIFEST
     if not manifest_file.is_file():
@@ -78,10 +116,10 @@ def load_snapshot(
                 "index snapshot at %s is for %s, not %s: rebuilding", directory, found, wanted
             )
             return None
-        for name, digest in manifest["files"].items():
-            if file_sha256(directory / name) != digest:
-                log.warning("index snapshot file %s fails its checksum: rebuilding", name)
-                return None
+        problem = snapshot_file_problem(directory, manifest, full_check=full_check)
+        if problem is not None:
+            log.warning("index snapshot at %s: %s: rebuilding", directory, problem)
+            return None
         index = backend_for(config).load(config, dimension, directory)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         log.warning("index snapshot at %s is unreadable (%s): rebuilding", directory, exc)

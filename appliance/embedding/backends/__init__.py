@@ -1,6 +1,7 @@
 """Embedding backends, one small module each; `load_backend` picks one by name.
 
 | name | runs | vectors |
+| auto | openvino on the cpu, torch where CUDA is present (see `resolve_backend`) | as those |
 | torch | sentence-transformers (cpu/cuda) | the reference |
 | onnx | onnxruntime, fp32 graph exported with torch.onnx | same model (cosine 1.0) |
 | onnx-int8 | onnxruntime, dynamic int8 quantisation of that graph | a lossy variant |
@@ -56,6 +57,42 @@ def check_backend(name: str) -> str:
     return name
 
 
+AUTO = "auto"
+
+
+def _nvidia_device_present() -> bool:
+    return Path("/proc/driver/nvidia/version").exists() or Path("/dev/nvidia0").exists()
+
+
+def resolve_backend(name: str, device: str) -> str:
+    """The backend `name` stands for: itself, or for "auto" OpenVINO on the cpu and torch where
+    CUDA is present (checked without importing torch where no NVIDIA device exists)."""
+    check_backend(name)
+    if name != AUTO:
+        return name
+    if device == "cpu":
+        return "openvino"
+    if device == "cuda" or device.startswith("cuda:"):
+        return "torch"
+    if not _nvidia_device_present():
+        return "openvino"
+    from appliance.embedding.backends.torch_backend import pick_device
+
+    return "torch" if pick_device("auto") == "cuda" else "openvino"
+
+
+def export_is_ready(name: str, model: LocalModel, export_dir: Path) -> bool:
+    """Whether backend `name` can load `model` without exporting it first."""
+    if name in ("openvino", "openvino-f32"):
+        from appliance.embedding.backends.export_cache import export_path, is_valid
+        from appliance.embedding.backends.openvino_backend import IR_RECIPE
+
+        directory = export_path(export_dir, model.fingerprint, "openvino")
+        return is_valid(directory, model.fingerprint, "openvino", IR_RECIPE)
+    # torch needs no export; onnx exports on load (auto never picks it).
+    return name == "torch"
+
+
 def load_backend(
     name: str,
     model: LocalModel,
@@ -65,7 +102,7 @@ def load_backend(
     export_dir: Path,
 ) -> EmbeddingBackend:
     """Load backend `name` for `model`, exporting it into `export_dir` on first use."""
-    check_backend(name)
+    name = resolve_backend(name, device)
     if name == "torch":
         from appliance.embedding.backends.torch_backend import TorchBackend
 
@@ -81,4 +118,13 @@ def load_backend(
     return OpenVinoBackend(model, export_dir, bf16=name == "openvino", threads=threads)
 
 
-__all__ = ["BACKENDS", "EmbeddingBackend", "UnknownBackend", "check_backend", "load_backend"]
+__all__ = [
+    "AUTO",
+    "BACKENDS",
+    "EmbeddingBackend",
+    "UnknownBackend",
+    "check_backend",
+    "export_is_ready",
+    "load_backend",
+    "resolve_backend",
+]
