@@ -121,3 +121,16 @@ def test_feedback_on_unknown_query_or_document_is_refused(
     assert bad.status_code == 400
     with pytest.raises(QueryNotFound):
         appliance.record_feedback("other", query_id, "dog", 1)
+
+
+def test_a_search_over_http_counts_one_miss_then_one_hit(
+    client: TestClient[Any], appliance: Appliance
+) -> None:
+    """The HTTP path peeks at the cache on the event loop before searching in a worker; the
+    peek must not count a second miss."""
+    cache = appliance.search.result_cache
+    before = (cache.hits, cache.misses)
+    client.post("/search", json={"query": "which animal barks", "limit": 3})
+    assert (cache.hits - before[0], cache.misses - before[1]) == (0, 1)
+    client.post("/search", json={"query": "which animal barks", "limit": 3})
+    assert (cache.hits - before[0], cache.misses - before[1]) == (1, 1)

@@ -27,13 +27,17 @@ class ResultCache(Generic[Value]):
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable) -> Value | None:
+    def get(self, key: Hashable, *, count_miss: bool = True) -> Value | None:
+        """The cached value, or None. A caller that goes on to compute the value and ask again
+        (a peek before the real lookup) passes `count_miss=False`, so one search counts one
+        miss."""
         if self._cache is None:
             return None
         with self._lock:
             value = self._cache.get(key)
             if value is None:
-                self.misses += 1
+                if count_miss:
+                    self.misses += 1
             else:
                 self.hits += 1
             return value

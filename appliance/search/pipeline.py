@@ -241,7 +241,8 @@ class SearchService:
             request = self._prepare(collection, query, options, live)
         except InvalidRequest:
             return None  # `search` raises it with the full story
-        cached = self.result_cache.get(request.key)
+        # A miss here is counted by `search`, which the caller runs next.
+        cached = self.result_cache.get(request.key, count_miss=False)
         if cached is None:
             return None
         if self.query_log is not None:
