@@ -20,6 +20,10 @@ from appliance.index.base import IndexServer
 # an export of the same model made on this machine on first use (see README: backends).
 # "auto": OpenVINO on the cpu (the same vectors as torch, 3-4x faster here), torch where CUDA
 # is present; a first start serves with torch until the OpenVINO export is ready.
+# The largest upsert batch and document text the API accepts: the request schema's bounds, and
+# the ceilings of the max_batch_documents / max_text_chars settings, so they cannot disagree.
+MAX_BATCH_DOCUMENTS = 2_000
+MAX_TEXT_CHARS = 200_000
 EMBEDDING_BACKENDS = ("auto", "torch", "onnx", "onnx-int8", "openvino", "openvino-f32")
 
 
@@ -71,10 +75,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Filtered searches matching at most this many documents are answered exactly.
     exact_filter_threshold: int = 20_000
     max_body_bytes: int = 16 * 1024 * 1024
-    max_batch_documents: int = 2_000
+    # Lower only: the API schema's bounds are these defaults (MAX_BATCH_DOCUMENTS, MAX_TEXT_CHARS).
+    max_batch_documents: int = MAX_BATCH_DOCUMENTS
     # Upserts of more documents than this (or any with ?async=true) run as background jobs.
     async_threshold: int = 500
-    max_text_chars: int = 200_000
+    max_text_chars: int = MAX_TEXT_CHARS
     max_query_chars: int = 2_000
     # OpenAI-compatible POST /v1/embeddings: inputs per request, and tokens per input (as
     # OpenAI's own limits). An input within the limit but over the model's window (256 tokens
@@ -127,6 +132,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 raise InvalidConfig(
                     f"unknown embedding backend {name!r}: choose one of "
                     f"{', '.join(EMBEDDING_BACKENDS)}"
+                )
+
+        for name, bound in (
+            ("max_batch_documents", MAX_BATCH_DOCUMENTS),
+            ("max_text_chars", MAX_TEXT_CHARS),
+        ):
+            if not 1 <= getattr(self, name) <= bound:
+                raise InvalidConfig(
+                    f"{name} must be between 1 and {bound} (the API schema's bound); "
+                    f"it is {getattr(self, name)}"
                 )
 
         if bool(self.ssl_certfile) != bool(self.ssl_keyfile):

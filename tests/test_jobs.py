@@ -7,10 +7,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
 from appliance.api.app import create_app
+from appliance.api.schemas import UpsertDocuments
+from appliance.config import MAX_BATCH_DOCUMENTS, MAX_TEXT_CHARS, Settings
+from appliance.errors import InvalidConfig, InvalidRequest
 from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
 from appliance.store.schema import JobRow
@@ -46,8 +50,12 @@ def test_async_upsert_returns_202_and_the_job_finishes(client: TestClient[Any]) 
     job = _wait(client, response.json()["id"])
     assert job["state"] == "succeeded" and job["done"] == job["total"] == len(DOCS)
     assert job["embedded"] == len(DOCS)
+    # Named by its place in the request, as the answered-at-once path names it.
     assert job["errors"] == [
-        {"id": "empty", "error": "document.text is empty; a document needs some text"}
+        {
+            "id": "empty",
+            "error": f"documents[{len(DOCS)}].text is empty; a document needs some text",
+        }
     ]
     hits = client.post("/search", json={"query": "which animal barks"}).json()["results"]
     assert hits[0]["id"] == "dog"
@@ -138,3 +146,29 @@ def test_cli_shows_a_job(open_appliance: Callable[..., Appliance]) -> None:
         main, ["jobs", "show", "nope", "--data-dir", appliance.settings.data_dir]
     )
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_a_job_batch_has_the_same_bound_as_an_answered_at_once_one(
+    settings_for: Callable[..., Any], encoder: Any
+) -> None:
+    """The async path used to validate document by document and so took a batch the sync path
+    refuses."""
+    appliance = Appliance(settings_for(max_batch_documents=3), encoder=encoder)
+    appliance.ensure_collection("default")
+    docs = [DocumentInput(id=str(i), text=f"text {i}") for i in range(4)]
+    with pytest.raises(InvalidRequest, match="send at most 3 per request"):
+        appliance.ingest.upsert("default", docs)
+    with pytest.raises(InvalidRequest, match="send at most 3 per request"):
+        appliance.jobs.submit("default", docs)
+    appliance.close()
+
+
+def test_the_request_schema_bounds_are_the_settings_ceilings() -> None:
+    too_many = {"documents": [{"id": str(i), "text": "x"} for i in range(MAX_BATCH_DOCUMENTS + 1)]}
+    with pytest.raises(msgspec.ValidationError, match="length <= 2000"):
+        msgspec.json.decode(msgspec.json.encode(too_many), type=UpsertDocuments)
+    too_long = {"documents": [{"id": "a", "text": "x" * (MAX_TEXT_CHARS + 1)}]}
+    with pytest.raises(msgspec.ValidationError, match="length <= 200000"):
+        msgspec.json.decode(msgspec.json.encode(too_long), type=UpsertDocuments)
+    with pytest.raises(InvalidConfig, match="max_batch_documents must be between 1 and 2000"):
+        Settings(max_batch_documents=MAX_BATCH_DOCUMENTS + 1)

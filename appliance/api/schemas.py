@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from appliance.config import MAX_BATCH_DOCUMENTS, MAX_TEXT_CHARS
+
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 CollectionName = Annotated[str, Meta(min_length=1, max_length=128, pattern=COLLECTION_NAME_PATTERN)]
 # What each pattern above allows, in words, for the 400 that refuses a value.
@@ -57,12 +59,12 @@ class CollectionList(msgspec.Struct):
 
 class DocumentIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id: DocumentId
-    text: Annotated[str, Meta(max_length=1_000_000)]
+    text: Annotated[str, Meta(max_length=MAX_TEXT_CHARS)]
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class UpsertDocuments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    documents: Annotated[list[DocumentIn], Meta(min_length=1, max_length=10_000)]
+    documents: Annotated[list[DocumentIn], Meta(min_length=1, max_length=MAX_BATCH_DOCUMENTS)]
 
 
 class UpsertResult(msgspec.Struct, kw_only=True):

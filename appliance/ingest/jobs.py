@@ -37,18 +37,17 @@ class JobRunner:
     def submit(self, collection: str, documents: Sequence[DocumentInput]) -> JobRow:
         """Accept the documents that validate; record the others as per-document errors."""
         self.ingest.collections.get(collection)  # 404 now, not later in the job
+        self.ingest.check_batch_size(documents)
         accepted: list[DocumentInput] = []
         errors: list[dict[str, str]] = []
         seen: set[str] = set()
-        for doc in documents:
+        for position, doc in enumerate(documents):
             try:
                 if doc.id in seen:
-                    raise InvalidRequest(f"id {doc.id!r} appears twice in this batch")
-                self.ingest.validate([doc])
+                    raise InvalidRequest(f"documents[{position}].id {doc.id!r} appears twice")
+                self.ingest.check(doc, f"documents[{position}]")
             except InvalidRequest as exc:
-                errors.append(
-                    {"id": doc.id, "error": exc.detail.replace("documents[0]", "document")}
-                )
+                errors.append({"id": doc.id, "error": exc.detail})
                 continue
             seen.add(doc.id)
             accepted.append(doc)

@@ -49,13 +49,7 @@ class IngestService:
 
     def validate(self, documents: Sequence[DocumentInput]) -> list[NewDocument]:
         """Check the whole batch before anything is written; say exactly what to fix."""
-        if not documents:
-            raise InvalidRequest("documents is empty; send at least one {id, text, metadata}")
-        if len(documents) > self.max_batch_documents:
-            raise InvalidRequest(
-                f"batch has {len(documents)} documents; send at most "
-                f"{self.max_batch_documents} per request"
-            )
+        self.check_batch_size(documents)
         seen: set[str] = set()
         checked = []
         for position, doc in enumerate(documents):
@@ -65,6 +59,16 @@ class IngestService:
             seen.add(doc.id)
             checked.append(self.check(doc, where))
         return checked
+
+    def check_batch_size(self, documents: Sequence[DocumentInput]) -> None:
+        """The batch bound, the same for an upsert answered at once and one run as a job."""
+        if not documents:
+            raise InvalidRequest("documents is empty; send at least one {id, text, metadata}")
+        if len(documents) > self.max_batch_documents:
+            raise InvalidRequest(
+                f"batch has {len(documents)} documents; send at most "
+                f"{self.max_batch_documents} per request"
+            )
 
     def check(self, doc: DocumentInput, where: str) -> NewDocument:
         """One document's checks; `where` names it in the message (`documents[3]`)."""
