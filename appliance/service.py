@@ -16,12 +16,7 @@ from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
 from appliance.embedding.openai_compat import EmbeddingLimits, EmbeddingsService
 from appliance.embedding.pool import EncoderPool
-from appliance.errors import (
-    CollectionNotFound,
-    DocumentNotFound,
-    ModelIntegrityError,
-    QueryNotFound,
-)
+from appliance.errors import CollectionNotFound, ModelIntegrityError
 from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
 from appliance.ingest.jobs import JobRunner
@@ -30,11 +25,10 @@ from appliance.ingest.reindex import ReindexService
 from appliance.ingest.sources import read_jsonl
 from appliance.models.registry import LocalModel, ModelRegistry
 from appliance.search.cache import ResultCache
+from appliance.search.feedback import FeedbackService
 from appliance.search.pipeline import SearchOptions, SearchService
 from appliance.search.rerank import Reranker
 from appliance.search.warming import QueryLog, WarmReport, options_from, warm
-from appliance.store import documents as document_store
-from appliance.store import feedback as feedback_store
 from appliance.store import versions as version_store
 from appliance.store.database import Database
 
@@ -126,6 +120,7 @@ class Appliance:
             query_log=self.query_log.note,
             max_in_flight=settings.max_pending_queries,
         )
+        self.feedback = FeedbackService(self.db, self.collections, self.search.recent)
         self.ingest = IngestService(
             self.collections,
             self.encoders,
@@ -187,26 +182,8 @@ class Appliance:
             return self._reranker
 
     def record_feedback(self, collection: str, query_id: str, doc_id: str, relevance: int) -> None:
-        """Store a judgment of a served search, with that search's query and ranking."""
-        served = self.search.recent.get(query_id)
-        if served is None or served.collection != collection:
-            raise QueryNotFound(
-                f"query_id {query_id!r} is not a recent search of collection {collection!r}; "
-                "send feedback with the query_id a search response returned"
-            )
-        live = self.collections.get(collection)
-        with self.db.write() as session:
-            if document_store.get_document(session, live.id, doc_id) is None:
-                raise DocumentNotFound(f"document {doc_id!r} is not in collection {collection!r}")
-            feedback_store.record_feedback(
-                session,
-                collection_id=live.id,
-                query_id=query_id,
-                query=served.query,
-                served=served.results,
-                doc_id=doc_id,
-                relevance=relevance,
-            )
+        """Store a judgment of a served search (see `search/feedback.py`)."""
+        self.feedback.record(collection, query_id, doc_id, relevance)
 
     def warm(self, collection: str, queries: Sequence[str], options: SearchOptions) -> WarmReport:
         """Search each query once so its answer is cached."""
@@ -253,6 +230,26 @@ class Appliance:
         self.collections.save_snapshots()
         log.info("sample corpus ingested: %d documents", loaded)
         return loaded
+
+    def start(self) -> None:
+        """What a serving process runs once the model and indexes are loaded, in this order:
+        resume unfinished jobs, mark reindexes a stopped process left as interrupted, start
+        the query log, fill an empty store with the sample corpus (if configured), then warm
+        the result cache from the log. `close` stops them in the reverse order. One-shot CLI
+        commands never call it. A failed sample load or warming is logged, not fatal."""
+        self.ensure_collection(self.settings.default_collection)
+        self.jobs.start()
+        self.reindex.mark_interrupted()
+        self.query_log.start()
+        if self.settings.load_sample:
+            try:
+                self.load_sample_if_empty()
+            except Exception:
+                log.exception("sample corpus ingestion failed")
+        try:
+            self.warm_from_log()
+        except Exception:
+            log.exception("start-up cache warming failed")
 
     def close(self) -> None:
         self.jobs.stop()

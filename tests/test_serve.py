@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
+from appliance.store import versions as version_store
 
 
 def _free_port() -> int:
@@ -84,3 +86,36 @@ def test_first_start_ingests_the_sample_corpus_with_sensible_hits(
     assert any(hit.id.startswith("tempfile") for hit in hits)
     # Only on first start: a second call finds the store filled.
     assert appliance.load_sample_if_empty() == 0
+
+
+def test_start_runs_the_serving_tasks_in_order_and_close_stops_them(
+    open_appliance: Callable[..., Appliance],
+) -> None:
+    """`Appliance.start` is the one place a serving process's tasks start: a job a stopped
+    process left queued runs, a reindex it left building is marked interrupted, the query log
+    flushes, and the default collection exists; `close` stops the threads."""
+    first = open_appliance(load_sample=False)
+    first.ensure_collection("default")
+    job = first.jobs.submit("default", [DocumentInput(id="a", text="a queued document")])
+    with first.db.write() as session:
+        version_store.record_version(
+            session, first.collections.get("default").id, "other@x", version_store.BUILDING
+        )
+    first.close()
+
+    appliance = open_appliance(load_sample=False)
+    appliance.start()
+    deadline = time.monotonic() + 30
+    while appliance.jobs.get(job.id).state not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, "the queued job never ran"
+        time.sleep(0.05)
+    assert appliance.jobs.get(job.id).state == "succeeded"
+    with appliance.db.read() as session:
+        version = version_store.get_version(
+            session, appliance.collections.get("default").id, "other@x"
+        )
+        assert version is not None and version.state == version_store.INTERRUPTED
+    threads = [appliance.jobs._thread, appliance.query_log._thread]
+    assert all(thread is not None and thread.is_alive() for thread in threads)
+    appliance.close()
+    assert not any(thread is not None and thread.is_alive() for thread in threads)

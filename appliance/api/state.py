@@ -57,19 +57,8 @@ class ApplianceHolder:
             log.exception("appliance failed to start")
             return
         self._appliance = appliance
-        appliance.jobs.start()  # resumes jobs a previous run left unfinished
-        appliance.reindex.mark_interrupted()
-        appliance.query_log.start()
         log.info("appliance ready: model %s", appliance.encoder.model_id)
-        if self.settings.load_sample:
-            try:
-                appliance.load_sample_if_empty()
-            except Exception:
-                log.exception("sample corpus ingestion failed")
-        try:
-            appliance.warm_from_log()
-        except Exception:
-            log.exception("start-up cache warming failed")
+        appliance.start()
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:

@@ -129,6 +129,6 @@ class SearchController(Controller):
         data: JSONBody[FeedbackIn],
         appliance: NamedDependency[Appliance],
     ) -> FeedbackRecorded:
-        appliance.record_feedback(name, data.query_id, data.doc_id, data.relevance)
+        appliance.feedback.record(name, data.query_id, data.doc_id, data.relevance)
         SEARCH_FEEDBACK.labels(collection=name).observe(data.relevance)
         return FeedbackRecorded(recorded=True)
