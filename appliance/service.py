@@ -23,6 +23,7 @@ from appliance.ingest.jobs import JobRunner
 from appliance.ingest.pipeline import IngestService
 from appliance.ingest.reindex import ReindexService
 from appliance.ingest.sources import read_jsonl
+from appliance.models.model_id import ModelId
 from appliance.models.registry import LocalModel, ModelRegistry
 from appliance.search.cache import ResultCache
 from appliance.search.feedback import FeedbackService
@@ -146,7 +147,7 @@ class Appliance:
     def dimension_of(self, model_id: str) -> int:
         """A model's vector dimension without waiting for a model to load where the registry
         or the stored vectors tell it (the default model may still be loading)."""
-        name = model_id.rpartition("@")[0].partition("+")[0]
+        name = ModelId.parse(model_id).name
         if name == self._default_model.name:
             record = self._default_model.record
             if record and record.dimension:

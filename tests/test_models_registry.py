@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 
 from appliance.errors import ModelIntegrityError, ModelNotFound
+from appliance.models.model_id import ModelId
 from appliance.models.registry import ModelRegistry
 
 
@@ -45,3 +46,21 @@ def test_incomplete_model_directory_is_refused_with_its_path(tmp_path: Path) -> 
     (directory / "model.safetensors").unlink()
     with pytest.raises(ModelNotFound, match=f"{directory}.*incomplete.*model.safetensors"):
         ModelRegistry(tmp_path / "r.json").resolve(str(directory))
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "variant", "fingerprint", "label"),
+    [
+        ("all-MiniLM-L6-v2@707f563058cc13d5", "all-MiniLM-L6-v2", None, "707f563058cc13d5", None),
+        ("all-MiniLM-L6-v2+int8@1a2b", "all-MiniLM-L6-v2", "int8", "1a2b", "all-MiniLM-L6-v2+int8"),
+        ("tiny", "tiny", None, "", None),
+    ],
+)
+def test_model_ids_parse_and_print_back(
+    text: str, name: str, variant: str | None, fingerprint: str, label: str | None
+) -> None:
+    model_id = ModelId.parse(text)
+    assert (model_id.name, model_id.variant, model_id.fingerprint) == (name, variant, fingerprint)
+    assert model_id.label == (label or name)
+    if fingerprint:
+        assert str(model_id) == text

@@ -25,6 +25,7 @@ from appliance.embedding.backends import (
     load_backend,
     resolve_backend,
 )
+from appliance.models.model_id import ModelId
 from appliance.models.registry import LocalModel, check_complete
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Encoder:
         else:
             digest = hashlib.sha256(f"{model.fingerprint}:{variant}".encode()).hexdigest()
             self._fingerprint = digest[:16]
-            self._model_id = f"{model.name}+{variant}@{self._fingerprint}"
+            self._model_id = str(ModelId(model.name, self._fingerprint, variant))
         self.texts_encoded = 0
         self.tokens_encoded = 0
         self.compute_seconds = 0.0

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from appliance.embedding.backends import backend_for_variant
 from appliance.embedding.encoder import Encoder
 from appliance.errors import ModelIntegrityError, ModelNotFound
+from appliance.models.model_id import ModelId
 from appliance.models.registry import LocalModel, ModelRegistry
 
 
@@ -43,10 +44,10 @@ class EncoderPool:
         encoder = self._encoders.get(model_id)
         if encoder is not None:
             return encoder
-        name, _, fingerprint = model_id.rpartition("@")
         # A lossy variant (`name+int8@...`) is the named model run by the backend that makes
         # that variant; its fingerprint is checked by the encoder's own id below.
-        name, _, variant = name.partition("+")
+        parsed = ModelId.parse(model_id)
+        name, variant = parsed.name, parsed.variant
         with self._lock:
             if model_id in self._encoders:
                 return self._encoders[model_id]
@@ -61,7 +62,7 @@ class EncoderPool:
                     )
                 self._encoders[model_id] = encoder
                 return encoder
-            if model.fingerprint != fingerprint:
+            if model.fingerprint != parsed.fingerprint:
                 raise ModelIntegrityError(
                     f"vectors were made by {model_id}, but model {name!r} now has files with "
                     f"fingerprint {model.fingerprint}: restore the original files, or reindex "

@@ -28,6 +28,7 @@ from appliance.errors import (
 )
 from appliance.index.registry import backend_for
 from appliance.ingest.pipeline import IngestService
+from appliance.models.model_id import ModelId
 from appliance.store import documents as document_store
 from appliance.store import versions as version_store
 
@@ -94,7 +95,7 @@ class ReindexService:
 
     def version(self, collection: str, model: str) -> VersionStatus:
         for status in self.versions(collection):
-            if model in (status.model_id, status.model_id.rpartition("@")[0]):
+            if model in (status.model_id, ModelId.parse(status.model_id).label):
                 return status
         raise VersionNotFound(
             f"collection {collection!r} has no embedding version {model!r}; "

@@ -14,6 +14,7 @@ from langchain_core.vectorstores import VectorStore
 
 from appliance.api.schemas import JobOut
 from appliance.client import DEFAULT_URL, ApplianceAPIError, ApplianceClient
+from appliance.models.model_id import ModelId
 
 # The registry's default model, for a server that does not say which one it loaded.
 _FALLBACK_MODEL = "all-MiniLM-L6-v2"
@@ -21,7 +22,7 @@ _FALLBACK_MODEL = "all-MiniLM-L6-v2"
 
 def _model_name(model_id: str) -> str:
     """`all-MiniLM-L6-v2@707f563058cc13d5` -> `all-MiniLM-L6-v2` (the name /v1 accepts)."""
-    return model_id.partition("@")[0]
+    return ModelId.parse(model_id).label
 
 
 class ApplianceEmbeddings(Embeddings):

@@ -17,6 +17,7 @@ import msgspec
 
 from appliance.checksums import file_sha256
 from appliance.errors import ModelIntegrityError, ModelNotFound
+from appliance.models.model_id import ModelId
 
 # Package data (pyproject.toml), so an installed wheel has it too.
 DEFAULT_REGISTRY_FILE = Path(__file__).resolve().parent / "registry.json"
@@ -51,7 +52,7 @@ class LocalModel(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def model_id(self) -> str:
         """What a stored vector records as the model that made it."""
-        return f"{self.name}@{self.fingerprint}"
+        return str(ModelId(self.name, self.fingerprint))
 
 
 def directory_hashes(directory: Path) -> dict[str, str]:
