@@ -154,7 +154,7 @@ class Appliance:
                 return record.dimension  # checked against the loaded model in __init__
             return self._loading.result().dimension
         with self.db.read() as session:
-            stored = version_store.vector_dimension(session, model_id)
+            stored = version_store.model_dimension(session, model_id)
         return stored if stored is not None else self.encoders.get(model_id).dimension
 
     @staticmethod

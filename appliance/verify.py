@@ -11,7 +11,7 @@ repaired and no snapshot is written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +21,12 @@ from sqlalchemy.orm import Session
 
 from appliance.collections.manager import CollectionManager
 from appliance.config import Settings
+from appliance.errors import InvalidRequest
 from appliance.index.base import IndexConfig
 from appliance.index.registry import backend_for
 from appliance.index.snapshots import load_snapshot
+from appliance.models.model_id import ModelId
+from appliance.models.registry import ModelRegistry
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
 from appliance.store import versions as version_store
@@ -31,7 +34,6 @@ from appliance.store.database import Database
 from appliance.store.schema import DocumentRow, VectorRow
 
 FTS_TABLE = "documents_fts"
-_DEFAULT_DIMENSION = 384
 
 
 @dataclass
@@ -69,14 +71,25 @@ class VerifyReport:
         return out
 
 
-def _dimension(session: Session) -> int:
-    """The vector size the store holds (most common blob length), without loading a model."""
-    lengths = session.execute(
-        select(func.length(VectorRow.vector), func.count()).group_by(func.length(VectorRow.vector))
-    ).all()
-    if not lengths:
-        return _DEFAULT_DIMENSION
-    return int(max(lengths, key=lambda row: row[1])[0]) // 4
+def _dimension_of(db: Database, settings: Settings) -> Callable[[str], int]:
+    """A model's vector dimension without loading it: as the store recorded it where the
+    vectors were made, else as the model registry records it."""
+    registry = ModelRegistry(settings.registry_path) if settings.registry_path else ModelRegistry()
+
+    def dimension_of(model_id: str) -> int:
+        with db.read() as session:
+            stored = version_store.model_dimension(session, model_id)
+        if stored is not None:
+            return stored
+        record = registry.get(ModelId.parse(model_id).name)
+        if record is not None and record.dimension:
+            return record.dimension
+        raise InvalidRequest(
+            f"cannot tell the vector dimension of {model_id}: the store holds none of its "
+            "vectors and the model registry has no record of it"
+        )
+
+    return dimension_of
 
 
 def _sample(ids: np.ndarray | Sequence[int], limit: int = 5) -> str:
@@ -209,13 +222,7 @@ def verify(settings: Settings) -> VerifyReport:
         return report
     db = Database(settings.database_path)
     try:
-        with db.read() as session:
-            dim = _dimension(session)
-
-        def dimension_of(model_id: str) -> int:
-            with db.read() as session:
-                return version_store.vector_dimension(session, model_id) or dim
-
+        dimension_of = _dimension_of(db, settings)
         manager = CollectionManager(
             db,
             settings.index_dir,

@@ -157,6 +157,13 @@ def test_a_release_0_1_0_data_dir_opens_with_everything_kept(
         )
         assert authorised.status_code == 200
     assert verify(app.settings).ok
+    # Revision 0002: each collection's model has a version row recording its dimension, and
+    # no row claims to be active (the collection's model_id says which is).
+    with closing(sqlite3.connect(database)) as db:
+        versions = db.execute(
+            "SELECT collection_id, state, dimension FROM embedding_versions ORDER BY 1"
+        ).fetchall()
+    assert versions == [(1, "ready", 384), (2, "ready", 384)]
     # Nothing here opened the fixture itself.
     assert sorted(path.name for path in RELEASE_0_1_0.iterdir()) == [
         "README.md",
@@ -242,7 +249,7 @@ def test_an_upgrade_backs_the_database_up_first(tmp_path: Path) -> None:
     assert _revision(database) == ["t0002_note"]
     backup = backup_path(database, "t0002_note")
     assert backup.name == "appliance.sqlite3.pre-t0002_note.bak"
-    assert _revision(backup) == [FIRST_REVISION]
+    assert _revision(backup) == [MIGRATIONS.head]
     assert _rows(backup) == before
     assert "note" not in _schema(backup)["collections"]
     # The table copy kept every row that refers to a collection (foreign keys were off).
@@ -282,7 +289,7 @@ def test_a_failed_upgrade_changes_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="fails on purpose"):
         FAILS.upgrade(database)
 
-    assert _revision(database) == [FIRST_REVISION]
+    assert _revision(database) == [MIGRATIONS.head]
     assert _schema(database) == schema  # no half_done table
     assert _rows(database, ("api_keys",)) == before
     assert _rows(backup_path(database, "t0002_fails"), ("api_keys",)) == before

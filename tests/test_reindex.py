@@ -103,6 +103,20 @@ def test_reindex_switches_to_the_new_model_and_its_own_index(versioned: Applianc
     states = {v.model_id: v.state for v in versioned.reindex.versions("c")}
     assert states == {tiny.model_id: "active", old_model: "ready"}
     assert verify(versioned.settings).ok
+    # The active model is stored once (the collection's model_id); each version row records
+    # the dimension its model makes.
+    with versioned.db.read() as session:
+        rows = {
+            row.model_id: (row.state, row.dimension)
+            for row in version_store.list_versions(session, live.id)
+        }
+        assert version_store.model_dimension(session, tiny.model_id) == TINY_DIMENSION
+    assert rows == {
+        tiny.model_id: ("ready", TINY_DIMENSION),
+        old_model: ("ready", versioned.encoder.dimension),
+    }
+    with versioned.db.write() as session, pytest.raises(ValueError, match="model_id"):
+        version_store.record_version(session, live.id, tiny.model_id, version_store.ACTIVE)
 
 
 def test_rollback_reuses_the_kept_vectors_and_embeds_only_changed_documents(

@@ -218,6 +218,7 @@ class CollectionManager:
                     spec=config.spec,
                     options=config.options,
                     model_id=model_id,
+                    dimension=dimension,
                 )
                 # Inside the transaction: a server that refuses the index leaves no row.
                 index = self._new_index(row.id, model_id, dimension, config)

@@ -206,14 +206,20 @@ class ReindexService:
         model_id = encoder.model_id
         live = self.collections.get(collection)
         if live.model_id == model_id:
-            self._record(live.id, model_id, version_store.ACTIVE, detail="already active")
+            self._record(live.id, model_id, version_store.READY, detail="already active")
             return
         with self.collections.db.read() as session:
             total = document_store.count_documents(session, live.id)
             missing = version_store.count_documents_without_vectors(session, live.id, model_id)
         embedded = total - missing
         self._record(
-            live.id, model_id, version_store.BUILDING, total=total, embedded=embedded, detail=""
+            live.id,
+            model_id,
+            version_store.BUILDING,
+            total=total,
+            embedded=embedded,
+            detail="",
+            dimension=encoder.dimension,
         )
         if progress:
             progress(embedded, total)
@@ -237,7 +243,7 @@ class ReindexService:
                 return not version_store.count_documents_without_vectors(session, live.id, model_id)
 
         self.collections.switch_model(live, model_id, encoder.dimension, index, complete=complete)
-        self._record(live.id, model_id, version_store.ACTIVE, total=total, detail="")
+        self._record(live.id, model_id, version_store.READY, total=total, detail="")
 
     def _embed_missing(
         self, live: LiveCollection, encoder: Encoder, advance: Callable[[int], None]
@@ -268,6 +274,7 @@ class ReindexService:
         total: int | None = None,
         embedded: int | None = None,
         detail: str | None = None,
+        dimension: int | None = None,
     ) -> None:
         with self.collections.db.write() as session:
             version_store.record_version(
@@ -278,4 +285,5 @@ class ReindexService:
                 total=total,
                 embedded=embedded,
                 detail=detail,
+                dimension=dimension,
             )

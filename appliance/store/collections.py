@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from appliance.errors import CollectionExists, CollectionNotFound
-from appliance.store.schema import CollectionRow
+from appliance.store.schema import CollectionRow, EmbeddingVersionRow
 
 
 def get_collection(session: Session, name: str) -> CollectionRow:
@@ -34,13 +34,22 @@ def create_collection(
     spec: str,
     options: dict[str, Any],
     model_id: str,
+    dimension: int | None = None,
 ) -> CollectionRow:
+    """A new collection searching with `model_id`, whose version row records the vectors'
+    `dimension` (the one place it is stored)."""
     if find_collection(session, name) is not None:
         raise CollectionExists(f"collection {name!r} already exists; pick another name")
     row = CollectionRow(
         name=name, index_backend=backend, index_spec=spec, index_options=options, model_id=model_id
     )
     session.add(row)
+    session.flush()
+    session.add(
+        EmbeddingVersionRow(
+            collection_id=row.id, model_id=model_id, state="ready", dimension=dimension
+        )
+    )
     session.flush()
     return row
 

@@ -102,6 +102,8 @@ class EmbeddingVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     activated_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The size of the vectors the model makes, recorded where they are made.
+    dimension: Mapped[int | None] = mapped_column(default=None)
 
 
 class QueryLogRow(Base):

@@ -113,6 +113,17 @@ def add_version_vectors(
     return len({row["document_id"] for row in rows})
 
 
+def model_dimension(session: Session, model_id: str) -> int | None:
+    """The dimension of the vectors `model_id` makes, as recorded where they were made (a
+    version row); for a data dir from before that record, the stored vectors' size."""
+    recorded = session.scalar(
+        select(EmbeddingVersionRow.dimension)
+        .where(EmbeddingVersionRow.model_id == model_id, EmbeddingVersionRow.dimension.is_not(None))
+        .limit(1)
+    )
+    return int(recorded) if recorded is not None else vector_dimension(session, model_id)
+
+
 def vector_dimension(session: Session, model_id: str) -> int | None:
     """The dimension of a model's stored vectors, if any are stored."""
     size = session.scalar(
@@ -159,12 +170,19 @@ def record_version(
     total: int | None = None,
     embedded: int | None = None,
     detail: str | None = None,
+    dimension: int | None = None,
 ) -> EmbeddingVersionRow:
+    """Create or update a version's row. The active model is the collection's `model_id`
+    alone: a version row is never `active` (`activate` switches the collection)."""
+    if state == ACTIVE:
+        raise ValueError("the active model is the collection's model_id; record READY")
     row = get_version(session, collection_id, model_id)
     if row is None:
         row = EmbeddingVersionRow(collection_id=collection_id, model_id=model_id)
         session.add(row)
     row.state = state
+    if dimension is not None:
+        row.dimension = dimension
     if total is not None:
         row.documents_total = total
     if embedded is not None:
@@ -184,7 +202,7 @@ def activate(session: Session, collection_id: int, model_id: str) -> int:
     if previous != model_id:
         record_version(session, collection_id, previous, READY)
     collection.model_id = model_id
-    row = record_version(session, collection_id, model_id, ACTIVE)
+    row = record_version(session, collection_id, model_id, READY)
     row.activated_at = utcnow()
     return bump_generation(session, collection_id)
 
