@@ -114,6 +114,34 @@ def test_seed_contract_search_on_the_default_collection(client: TestClient[Any])
     assert [hit["id"] for hit in body["results"]] == ["salmon"]
 
 
+@pytest.mark.parametrize("path", ["/search", "/collections/default/search"])
+@pytest.mark.parametrize("name", ["filter", "filters"])
+def test_both_search_routes_take_filter_and_filters(
+    client: TestClient[Any], path: str, name: str
+) -> None:
+    client.put("/collections/default/documents", json=DOCS)
+    body = client.post(path, json={"query": "fish in rivers", "limit": 3, name: {"legs": 0}})
+    assert body.status_code == 200, body.text
+    assert [hit["id"] for hit in body.json()["results"]] == ["salmon"]
+    same = {"legs": 0}
+    both = client.post(path, json={"query": "fish", "filter": same, "filters": same})
+    assert both.status_code == 200
+    differ = client.post(path, json={"query": "fish", "filter": same, "filters": {"legs": 4}})
+    assert differ.status_code == 400 and "send only one" in differ.json()["detail"]
+
+
+def test_title_weight_is_a_search_request_field(client: TestClient[Any]) -> None:
+    client.put("/collections/default/documents", json=DOCS)
+    for weight in (0.0, 5.0):
+        response = client.post(
+            "/collections/default/search",
+            json={"query": "fish", "mode": "keyword", "title_weight": weight},
+        )
+        assert response.status_code == 200, response.text
+    refused = client.post("/collections/default/search", json={"query": "fish", "title_weight": -1})
+    assert refused.status_code == 400 and "title_weight" in refused.text
+
+
 @pytest.mark.parametrize(
     ("path", "payload", "needle"),
     [
@@ -217,11 +245,11 @@ def test_validation_errors_say_what_to_send_instead(client: TestClient[Any]) -> 
     assert "regex" not in name and "[A-Za-z" not in name
     assert name.startswith("name: a collection name is 1 to 128 characters: letters, digits")
 
-    # The seed's /search takes `filters`; the collection search takes `filter`.
-    wrong = client.post("/collections/default/search", json={"query": "x", "filters": {}})
-    assert "unknown field 'filters'; did you mean 'filter'?" in _error(wrong, 400)["detail"]
-    other = client.post("/search", json={"query": "x", "filter": {}})
-    assert "unknown field 'filter'; did you mean 'filters'?" in _error(other, 400)["detail"]
+    # Both routes take `filter` and `filters`; a near miss is named.
+    wrong = client.post("/collections/default/search", json={"query": "x", "filterz": {}})
+    assert "unknown field 'filterz'; did you mean 'filter'?" in _error(wrong, 400)["detail"]
+    other = client.post("/search", json={"query": "x", "limt": 3})
+    assert "unknown field 'limt'; did you mean 'limit'?" in _error(other, 400)["detail"]
     nested = client.post("/collections/default/search", json={"query": "x", "params": {"eff": 1}})
     assert _error(nested, 400)["detail"] == (
         "params: unknown field 'eff'; did you mean 'ef'? the fields are ef, nprobe"

@@ -95,6 +95,8 @@ class SearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     query: QueryText
     limit: Limit = 10
     filter: dict[str, Any] | None = None
+    # The same as `filter` (the seed's name); give one of them, or both equal.
+    filters: dict[str, Any] | None = None
     params: SearchParamsIn | None = None
     # dense | keyword | hybrid; the collection's default when absent.
     mode: Literal["dense", "keyword", "hybrid"] | None = None
@@ -104,6 +106,8 @@ class SearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rrf_k: Annotated[int, Meta(ge=1, le=10_000)] | None = None
     dense_weight: Annotated[float, Meta(ge=0.0, le=100.0)] | None = None
     alpha: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    # Keyword scoring: weight of a title match against a body match. Absent: the collection's.
+    title_weight: Annotated[float, Meta(ge=0.0, le=100.0)] | None = None
     candidates: Annotated[int, Meta(ge=1, le=1000)] = 100
     rerank: bool = False
     rerank_top_n: Annotated[int, Meta(ge=1, le=1000)] = 50
@@ -117,6 +121,8 @@ class DefaultSearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     query: QueryText
     limit: Limit = 10
     filters: dict[str, Any] | None = None
+    # The same as `filters` (the collection route's name); give one of them, or both equal.
+    filter: dict[str, Any] | None = None
 
 
 class ChunkOut(msgspec.Struct, kw_only=True):

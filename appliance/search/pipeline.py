@@ -315,8 +315,10 @@ class SearchService:
         if where is not None:
             with self.collections.db.read() as session:
                 allowed = document_store.document_ids(session, live.id, where)
-        title_weight = options.title_weight or float(
-            live.config.options.get("title_weight", DEFAULT_TITLE_WEIGHT)
+        title_weight = (
+            options.title_weight
+            if options.title_weight is not None
+            else float(live.config.options.get("title_weight", DEFAULT_TITLE_WEIGHT))
         )
         return live.keyword.search(text, wanted, title_weight=title_weight, allowed=allowed)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, post
@@ -26,6 +27,7 @@ from appliance.api.schemas import (
     WarmIn,
     WarmOut,
 )
+from appliance.errors import InvalidRequest
 from appliance.index.base import SearchParams
 from appliance.search.pipeline import SearchOptions
 from appliance.service import Appliance
@@ -69,6 +71,18 @@ async def run_search(
     )
 
 
+def one_filter(
+    filter_: dict[str, Any] | None, filters: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """`filter` and `filters` name the same thing; both given must agree."""
+    if filter_ is not None and filters is not None and filter_ != filters:
+        raise InvalidRequest(
+            "filter and filters are the same parameter and were given different values: "
+            "send only one of them"
+        )
+    return filter_ if filter_ is not None else filters
+
+
 class SearchController(Controller):
     tags = ["search"]
 
@@ -82,13 +96,14 @@ class SearchController(Controller):
         params = data.params
         options = SearchOptions(
             limit=data.limit,
-            filter=data.filter,
+            filter=one_filter(data.filter, data.filters),
             params=SearchParams(ef=params.ef, nprobe=params.nprobe) if params else None,
             mode=data.mode,
             fusion=data.fusion,
             rrf_k=data.rrf_k,
             dense_weight=data.dense_weight,
             alpha=data.alpha,
+            title_weight=data.title_weight,
             candidates=data.candidates,
             rerank=data.rerank,
             rerank_top_n=data.rerank_top_n,
@@ -99,7 +114,7 @@ class SearchController(Controller):
     async def search_default(
         self, data: JSONBody[DefaultSearchRequest], appliance: NamedDependency[Appliance]
     ) -> SearchResponse:
-        options = SearchOptions(limit=data.limit, filter=data.filters)
+        options = SearchOptions(limit=data.limit, filter=one_filter(data.filter, data.filters))
         return await run_search(
             appliance, appliance.settings.default_collection, data.query, options, False
         )
