@@ -15,14 +15,16 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from appliance.embedding.chunking import DEFAULT_OVERLAP, ChunkingConfig
-from appliance.errors import CollectionNotFound
+from appliance.errors import CollectionNotFound, DocumentNotFound
 from appliance.index.base import IndexConfig, IndexPlace, IndexServer, SearchParams, VectorIndex
 from appliance.index.filtered import filtered_search
 from appliance.index.registry import backend_for
@@ -54,6 +56,26 @@ class ActiveVersion:
     model_id: str
     dimension: int
     index: VectorIndex
+
+
+@dataclass(frozen=True)
+class CollectionStatus:
+    """What a collection holds now: the store's counts beside its index's."""
+
+    documents: int
+    generation: int
+    vectors_indexed: int
+    index_bytes: int
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    content_hash: str
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass
@@ -204,7 +226,41 @@ class CollectionManager:
 
     # -- catalogue ------------------------------------------------------------------------
     def names(self) -> list[str]:
+        """The collections this process has open."""
         return sorted(self._live)
+
+    def stored_names(self) -> list[str]:
+        """Every collection in the store, open here or not."""
+        with self.db.read() as session:
+            return [row.name for row in collection_store.list_collections(session)]
+
+    def status(self, live: LiveCollection) -> CollectionStatus:
+        with self.db.read() as session:
+            documents = document_store.count_documents(session, live.id)
+            generation = collection_store.collection_generation(session, live.id)
+        with live.index_lock:
+            return CollectionStatus(
+                documents=documents,
+                generation=generation,
+                vectors_indexed=len(live.index),
+                index_bytes=live.index.nbytes(),
+            )
+
+    def document(self, name: str, doc_id: str) -> StoredDocument:
+        """One stored document by its id; DocumentNotFound names both."""
+        live = self.get(name)
+        with self.db.read() as session:
+            row = document_store.get_document(session, live.id, doc_id)
+            if row is None:
+                raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
+            return StoredDocument(
+                id=row.external_id,
+                text=row.text,
+                metadata=row.meta,
+                content_hash=row.content_hash,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
 
     def create(self, name: str, config: IndexConfig, model_id: str) -> LiveCollection:
         dimension = self.dimension_of(model_id)

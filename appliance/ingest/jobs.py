@@ -21,6 +21,8 @@ from appliance.store.database import Database
 from appliance.store.schema import JobRow
 
 log = logging.getLogger(__name__)
+# A job as the runner records it (callers above the store name it by this).
+Job = JobRow
 FINISHED = ("succeeded", "failed")
 
 

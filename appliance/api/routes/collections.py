@@ -12,8 +12,6 @@ from appliance.collections.manager import LiveCollection
 from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
 from appliance.service import Appliance
-from appliance.store import collections as collection_store
-from appliance.store import documents as document_store
 
 
 def index_config(spec: IndexSpec | None) -> IndexConfig:
@@ -37,12 +35,7 @@ def index_config(spec: IndexSpec | None) -> IndexConfig:
 
 
 def describe(appliance: Appliance, live: LiveCollection) -> CollectionInfo:
-    with appliance.db.read() as session:
-        documents = document_store.count_documents(session, live.id)
-        generation = collection_store.collection_generation(session, live.id)
-    with live.index_lock:
-        indexed = len(live.index)
-        index_bytes = live.index.nbytes()
+    status = appliance.collections.status(live)
     return CollectionInfo(
         name=live.name,
         index={
@@ -51,10 +44,10 @@ def describe(appliance: Appliance, live: LiveCollection) -> CollectionInfo:
             **live.config.options,
         },
         model_id=live.model_id,
-        documents=documents,
-        vectors_indexed=indexed,
-        index_bytes=index_bytes,
-        generation=generation,
+        documents=status.documents,
+        vectors_indexed=status.vectors_indexed,
+        index_bytes=status.index_bytes,
+        generation=status.generation,
     )
 
 
@@ -71,8 +64,7 @@ class CollectionController(Controller):
 
     @get(sync_to_thread=True)
     def list_collections(self, appliance: NamedDependency[Appliance]) -> CollectionList:
-        with appliance.db.read() as session:
-            names = [row.name for row in collection_store.list_collections(session)]
+        names = appliance.collections.stored_names()
         return CollectionList(
             [describe(appliance, appliance.collections.get(name)) for name in names]
         )

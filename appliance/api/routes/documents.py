@@ -19,10 +19,9 @@ from appliance.api.schemas import (
     UpsertResult,
 )
 from appliance.errors import DocumentNotFound
+from appliance.ingest.jobs import Job
 from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
-from appliance.store import documents as document_store
-from appliance.store.schema import JobRow
 
 
 class DocumentController(Controller):
@@ -60,19 +59,15 @@ class DocumentController(Controller):
     def get_document(
         self, name: FromPath[str], doc_id: FromPath[str], appliance: NamedDependency[Appliance]
     ) -> DocumentOut:
-        live = appliance.collections.get(name)
-        with appliance.db.read() as session:
-            row = document_store.get_document(session, live.id, doc_id)
-            if row is None:
-                raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
-            return DocumentOut(
-                id=row.external_id,
-                text=row.text,
-                metadata=row.meta,
-                content_hash=row.content_hash,
-                created_at=row.created_at.isoformat(),
-                updated_at=row.updated_at.isoformat(),
-            )
+        document = appliance.collections.document(name, doc_id)
+        return DocumentOut(
+            id=document.id,
+            text=document.text,
+            metadata=document.metadata,
+            content_hash=document.content_hash,
+            created_at=document.created_at.isoformat(),
+            updated_at=document.updated_at.isoformat(),
+        )
 
     @delete("/{doc_id:str}", status_code=200, sync_to_thread=True)
     def delete_document(
@@ -84,7 +79,7 @@ class DocumentController(Controller):
         return DeleteResult(deleted)
 
 
-def job_out(job: JobRow) -> JobOut:
+def job_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
         collection=job.collection,
