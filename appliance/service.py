@@ -131,6 +131,8 @@ class Appliance:
         self.reindex = ReindexService(self.collections, self.encoders, self.ingest)
         # Started only where something serves: the API's loader, not one-shot CLI commands.
         self.jobs = JobRunner(self.db, self.ingest)
+        # The start-up task `start` is running, for /ready to tell; None when none is.
+        self.starting: str | None = None
 
     def load_encoder(self, model: LocalModel, backend: str | None = None) -> Encoder:
         """`backend`: None = the configured one for this model (a lossy variant's vectors
@@ -243,14 +245,20 @@ class Appliance:
         self.reindex.mark_interrupted()
         self.query_log.start()
         if self.settings.load_sample:
+            self.starting = (
+                f"loading the sample corpus into {self.settings.default_collection!r} "
+                "(searches are answered meanwhile, over what is loaded so far)"
+            )
             try:
                 self.load_sample_if_empty()
             except Exception:
                 log.exception("sample corpus ingestion failed")
+        self.starting = "warming the result cache from the query log"
         try:
             self.warm_from_log()
         except Exception:
             log.exception("start-up cache warming failed")
+        self.starting = None
 
     def close(self) -> None:
         self.jobs.stop()

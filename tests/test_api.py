@@ -62,6 +62,37 @@ def test_ready_is_503_until_the_model_and_indexes_are_loaded(
         assert test_client.get("/ready").status_code == 200
 
 
+def test_ready_says_when_the_sample_corpus_is_still_loading(
+    settings_for: Callable[..., Settings], encoder: Encoder
+) -> None:
+    release = threading.Event()
+    loading = threading.Event()
+
+    def factory(settings: Settings) -> Appliance:
+        appliance = Appliance(settings, encoder=encoder)
+
+        def held_sample_load() -> int:
+            loading.set()
+            release.wait(30)  # held until the test has read /ready
+            return 0
+
+        appliance.load_sample_if_empty = held_sample_load  # type: ignore[method-assign]
+        return appliance
+
+    app = create_app(settings_for(load_sample=True))
+    holder = app.state.holder
+    holder._factory = factory
+    with TestClient(app) as test_client:
+        assert loading.wait(30)
+        during = test_client.get("/ready")
+        assert during.status_code == 200  # searches are answered meanwhile
+        assert "sample corpus" in during.json()["starting"]
+        release.set()
+        holder.wait(10)
+        after = test_client.get("/ready").json()
+        assert (after["status"] == "ready" and "starting" not in after) or after["starting"] is None
+
+
 def test_collection_lifecycle(client: TestClient[Any]) -> None:
     created = client.post(
         "/collections", json={"name": "pets", "index": {"backend": "faiss", "spec": "Flat"}}

@@ -160,10 +160,13 @@ class Health(msgspec.Struct):
 
 
 class Readiness(msgspec.Struct, kw_only=True):
+    # loading | failed (503, `detail` says why) | ready (200)
     status: str
     model: str | None = None
     collections: int = 0
     detail: str | None = None
+    # Ready, and still running a start-up task (the sample corpus load, cache warming).
+    starting: str | None = None
 
 
 class FeedbackIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

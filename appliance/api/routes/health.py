@@ -31,6 +31,7 @@ class HealthController(Controller):
                 status="ready",
                 model=appliance.encoder.model_id,
                 collections=len(appliance.collections.names()),
+                starting=appliance.starting,
             ),
             status_code=200,
         )
