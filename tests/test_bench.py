@@ -155,3 +155,22 @@ def test_bench_command_needs_one_source() -> None:
     result = CliRunner().invoke(main, ["bench", "--no-progress"])
     assert result.exit_code != 0
     assert "--synthetic" in result.output
+
+
+def test_bench_and_eval_scratch_keys_name_the_embedding_backend(tmp_path: Path) -> None:
+    """A bench run after an eval run with another backend must not reuse that backend's
+    vectors: both key their scratch store by model and backend."""
+    from appliance.bench.evaluate import vectors_key
+    from appliance.bench.sweep import scratch_dir_for
+    from appliance.config import Settings
+
+    corpus = tmp_path / "corpus.jsonl"
+    dirs = {
+        backend: scratch_dir_for(
+            Settings(data_dir=str(tmp_path), embedding_backend=backend), corpus, corpus
+        )
+        for backend in ("torch", "openvino", "onnx")
+    }
+    assert len(set(dirs.values())) == 3
+    assert dirs["openvino"].name.endswith("-openvino")
+    assert vectors_key("fp", "torch") == "fp" and vectors_key("fp", "openvino") == "fp-openvino"

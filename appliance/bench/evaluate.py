@@ -48,6 +48,14 @@ class EvalConfig:
     search: SearchOptions = field(default_factory=lambda: SearchOptions(limit=100))
 
 
+def vectors_key(model: str, backend: str) -> str:
+    """What a scratch store's vectors depend on: the model and the backend that embedded them.
+    A backend other than torch gets its own store even where its vectors keep the model's id
+    (onnx, openvino): otherwise it would be measured on the torch vectors already stored.
+    Eval and bench both key their scratch stores with it."""
+    return model if backend == "torch" else f"{model}-{backend}"
+
+
 def scratch_dir(root: Path, dataset: str, model_fingerprint: str, chunking: bool) -> Path:
     return root / f"{dataset}-{model_fingerprint}-chunking-{'on' if chunking else 'off'}"
 
@@ -64,12 +72,16 @@ def run_eval(
     started = time.perf_counter()
     probe = Appliance.resolve_model(base_settings)
     backend = base_settings.backend_for(probe.name)
-    # A backend other than torch gets its own store even where its vectors keep the model's
-    # id (onnx, openvino): otherwise it would be scored on the torch vectors already stored.
-    vectors_key = probe.fingerprint if backend == "torch" else f"{probe.fingerprint}-{backend}"
     settings = msgspec.structs.replace(
         base_settings,
-        data_dir=str(scratch_dir(scratch_root, dataset.name, vectors_key, config.chunking)),
+        data_dir=str(
+            scratch_dir(
+                scratch_root,
+                dataset.name,
+                vectors_key(probe.fingerprint, backend),
+                config.chunking,
+            )
+        ),
         load_sample=False,
         rerank_model=config.rerank_model,
     )

@@ -163,6 +163,16 @@ def _synthetic_store(
     return load, db.close
 
 
+def scratch_dir_for(settings: Settings, source: Path, corpus_path: Path) -> Path:
+    """`DATA_DIR/bench/<corpus>-<path digest>-<model>[-<backend>]`: a run with another
+    embedding backend never reuses another backend's vectors (as eval's key, `vectors_key`)."""
+    from appliance.bench.evaluate import vectors_key
+
+    digest = hashlib.sha1(str(corpus_path).encode()).hexdigest()[:8]
+    model = vectors_key(_slug(settings.model), settings.backend_for(settings.model))
+    return settings.data_path / "bench" / f"{_slug(source.name)}-{digest}-{model}"
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "x"
 
@@ -190,9 +200,7 @@ def corpus_dataset(
     source = source.resolve()
     beir = load_beir(source, split) if source.is_dir() else None
     corpus_path = beir.corpus_path if beir is not None else source
-    digest = hashlib.sha1(str(corpus_path).encode()).hexdigest()[:8]
-    key = f"{_slug(source.name)}-{digest}-{_slug(settings.model)}"
-    scratch = settings.data_path / "bench" / key
+    scratch = scratch_dir_for(settings, source, corpus_path)
     scratch_settings = msgspec.structs.replace(
         settings, data_dir=str(scratch), load_sample=False, default_collection="bench"
     )
@@ -267,7 +275,7 @@ def corpus_dataset(
             return document_store.load_vectors(session, allowed, dim)
 
     return BenchDataset(
-        key=key,
+        key=scratch.name,
         ids=all_ids,
         vectors=all_vectors,
         queries=np.ascontiguousarray(queries, dtype=np.float32),
