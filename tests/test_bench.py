@@ -174,3 +174,31 @@ def test_bench_and_eval_scratch_keys_name_the_embedding_backend(tmp_path: Path) 
     assert len(set(dirs.values())) == 3
     assert dirs["openvino"].name.endswith("-openvino")
     assert vectors_key("fp", "torch") == "fp" and vectors_key("fp", "openvino") == "fp-openvino"
+
+
+def test_bench_on_a_jsonl_corpus_embeds_it_once_into_its_scratch_store(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(
+        "".join(
+            json.dumps({"id": f"d{i}", "text": f"document {i} about topic {i % 7}"}) + "\n"
+            for i in range(60)
+        )
+    )
+    args = [
+        "bench",
+        str(corpus),
+        "--index",
+        "faiss:Flat",
+        "--queries",
+        "10",
+        "--no-progress",
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    scratch = list((tmp_path / "data" / "bench").iterdir())
+    assert len(scratch) == 1 and scratch[0].name.startswith("corpus.jsonl-")
+    again = CliRunner().invoke(main, args)  # reuses the stored vectors
+    assert again.exit_code == 0, again.output
+    assert list((tmp_path / "data" / "bench").iterdir()) == scratch
