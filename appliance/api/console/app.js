@@ -764,6 +764,7 @@ async function renderStatus() {
     ["Model", ready.model || "—"],
     ["Collections", String(ready.collections ?? "—")],
     ...(ready.detail ? [["Detail", ready.detail]] : []),
+    ...(ready.starting ? [["Starting", ready.starting]] : []),
   ]);
   if (state.metricsPrev) renderMetrics(state.metricsPrev.samples);
   else drawLatency();
