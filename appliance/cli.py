@@ -737,7 +737,7 @@ def bench(
     data_dir: str | None,
 ) -> None:
     """Sweep index configurations on a corpus (JSONL or BEIR dir) or synthetic vectors."""
-    from appliance.bench import sweep
+    from appliance.bench import datasets, report, sweep
     from appliance.index.base import parse_index_arg
     from appliance.index.registry import DEFAULT_INDEX, backend_for
 
@@ -756,7 +756,7 @@ def bench(
     try:
         configs = [parse_index_arg(text) for text in indexes] or [DEFAULT_INDEX]
         if synthetic is not None:
-            dataset = sweep.synthetic_dataset(
+            dataset = datasets.synthetic_dataset(
                 synthetic,
                 dim,
                 queries,
@@ -766,7 +766,7 @@ def bench(
             )
         else:
             assert source is not None
-            dataset = sweep.corpus_dataset(
+            dataset = datasets.corpus_dataset(
                 source,
                 settings,
                 n_queries=queries,
@@ -799,9 +799,9 @@ def bench(
             dataset.close()
     except ApplianceError as exc:
         _fail(exc)
-    click.echo(sweep.points_json(points) if as_json else sweep.format_table(points))
+    click.echo(report.points_json(points) if as_json else report.format_table(points))
     if plot is not None:
-        sweep.plot_points(points, plot)
+        report.plot_points(points, plot)
         click.echo(f"plot written to {plot}", err=True)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from appliance.index.registry import DEFAULT_INDEX
 from appliance.ingest.jobs import JobRunner
 from appliance.ingest.pipeline import IngestService
 from appliance.ingest.reindex import ReindexService
-from appliance.ingest.sources import read_jsonl
+from appliance.ingest.sample import SAMPLE_CORPUS, load_sample_corpus
 from appliance.models.model_id import ModelId
 from appliance.models.registry import LocalModel, ModelRegistry
 from appliance.search.cache import ResultCache
@@ -37,7 +36,6 @@ log = logging.getLogger(__name__)
 
 # Package data (pyproject.toml), so an installed wheel has it too; data/build_sample_corpus.py
 # rebuilds it.
-SAMPLE_CORPUS = Path(__file__).resolve().parent / "sample" / "python-stdlib.jsonl"
 
 
 class Appliance:
@@ -225,13 +223,8 @@ class Appliance:
         self.ensure_collection(name)
         if len(self.collections.get(name).index) > 0 or not corpus.is_file():
             return 0
-        log.info("empty store: ingesting the sample corpus %s into %r", corpus, name)
-        loaded = 0
-        documents = read_jsonl(corpus)
-        while chunk := list(itertools.islice(documents, batch)):
-            loaded += self.ingest.upsert(name, chunk).upserted
+        loaded = load_sample_corpus(self.ingest, name, corpus, batch)
         self.collections.save_snapshots()
-        log.info("sample corpus ingested: %d documents", loaded)
         return loaded
 
     def start(self) -> None:

@@ -17,9 +17,9 @@ import pytest
 from appliance.config import Settings, load_settings
 from appliance.embedding.encoder import Encoder
 from appliance.ingest.pipeline import DocumentInput
+from appliance.ingest.sample import SAMPLE_CORPUS
 from appliance.ingest.sources import read_jsonl
 from appliance.models.registry import ModelRegistry
-from appliance.service import SAMPLE_CORPUS
 
 
 @dataclass

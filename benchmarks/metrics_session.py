@@ -19,8 +19,9 @@ from litestar.testing import TestClient  # noqa: E402
 
 from appliance.api.app import create_app  # noqa: E402
 from appliance.config import load_settings  # noqa: E402
+from appliance.ingest.sample import SAMPLE_CORPUS  # noqa: E402
 from appliance.ingest.sources import read_jsonl  # noqa: E402
-from appliance.service import SAMPLE_CORPUS, Appliance  # noqa: E402
+from appliance.service import Appliance  # noqa: E402
 
 SHOWN = re.compile(
     r"^(search_stage_seconds_(count|sum)|search_latency_seconds_(count|sum)|"

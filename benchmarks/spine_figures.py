@@ -19,8 +19,9 @@ from litestar.testing import TestClient
 
 from appliance.api.app import create_app
 from appliance.config import load_settings
+from appliance.ingest.sample import SAMPLE_CORPUS
 from appliance.ingest.sources import read_jsonl
-from appliance.service import SAMPLE_CORPUS, Appliance
+from appliance.service import Appliance
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from appliance.bench.sweep import BenchDataset, synthetic_dataset
+from appliance.bench.datasets import BenchDataset, synthetic_dataset
 from appliance.index.base import SearchParams, VectorIndex, parse_index_arg
 from appliance.index.registry import backend_for
 

@@ -10,14 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from appliance.bench import sweep
-from appliance.bench.sweep import (
-    SweepOptions,
-    SweepPoint,
-    pareto_front,
-    query_params,
-    run_sweep,
-    synthetic_dataset,
-)
+from appliance.bench.datasets import synthetic_dataset
+from appliance.bench.report import pareto_front
+from appliance.bench.sweep import SweepOptions, SweepPoint, query_params, run_sweep
 from appliance.bench.synthetic import make_synthetic, rank_windows
 from appliance.cli import main
 from appliance.index.base import parse_index_arg
@@ -160,8 +155,8 @@ def test_bench_command_needs_one_source() -> None:
 def test_bench_and_eval_scratch_keys_name_the_embedding_backend(tmp_path: Path) -> None:
     """A bench run after an eval run with another backend must not reuse that backend's
     vectors: both key their scratch store by model and backend."""
+    from appliance.bench.datasets import scratch_dir_for
     from appliance.bench.evaluate import vectors_key
-    from appliance.bench.sweep import scratch_dir_for
     from appliance.config import Settings
 
     corpus = tmp_path / "corpus.jsonl"

@@ -20,8 +20,9 @@ from appliance.config import load_settings
 from appliance.embedding.backends import UnknownBackend, export_cache
 from appliance.embedding.encoder import Encoder
 from appliance.errors import InvalidConfig
+from appliance.ingest.sample import SAMPLE_CORPUS
 from appliance.models.registry import LocalModel, ModelRegistry
-from appliance.service import SAMPLE_CORPUS, Appliance
+from appliance.service import Appliance
 from tests.network_guard import NETWORK_GUARD
 
 SAMPLE = SAMPLE_CORPUS

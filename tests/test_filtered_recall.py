@@ -9,7 +9,8 @@ import faiss
 import numpy as np
 import pytest
 
-from appliance.bench.sweep import BenchDataset, SweepOptions, run_sweep, synthetic_dataset
+from appliance.bench.datasets import BenchDataset, synthetic_dataset
+from appliance.bench.sweep import SweepOptions, run_sweep
 from appliance.index.base import IndexConfig, SearchParams, VectorIndex, parse_index_arg
 from appliance.index.filtered import exact_top_k, filtered_search
 from appliance.index.registry import backend_for

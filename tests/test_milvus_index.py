@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.bench.sweep import SweepOptions, run_sweep, synthetic_dataset
+from appliance.bench.datasets import synthetic_dataset
+from appliance.bench.sweep import SweepOptions, run_sweep
 from appliance.collections.manager import CollectionManager
 from appliance.errors import IndexBackendUnavailable, InvalidIndexSpec
 from appliance.index import milvus_index

@@ -13,8 +13,8 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from appliance.ingest.sample import SAMPLE_CORPUS
 from appliance.models.registry import DEFAULT_REGISTRY_FILE
-from appliance.service import SAMPLE_CORPUS
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_PARENT = Path(__import__("appliance").__file__).resolve().parents[1]

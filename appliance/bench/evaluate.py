@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,7 +22,8 @@ from appliance.config import Settings
 from appliance.errors import CollectionNotFound
 from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
-from appliance.ingest.sources import count_lines, read_jsonl
+from appliance.ingest.files import ingest_file
+from appliance.ingest.sources import count_lines
 from appliance.search.pipeline import SearchOptions
 from appliance.service import Appliance
 from appliance.store.documents import count_documents
@@ -93,10 +95,14 @@ def run_eval(
         with appliance.db.read() as session:
             stored = count_documents(session, live.id)
         if stored < total:
-            documents = read_jsonl(dataset.corpus_path)
-            batches = iter(lambda: list(itertools.islice(documents, 256)), [])
-            for batch in progress(batches, (total + 255) // 256, "ingest (batches)"):
-                appliance.ingest.upsert(COLLECTION, batch)
+            # The progress display advances a document at a time, as ingest_file reports them.
+            ticks = progress(itertools.repeat(None, total), total, "ingest (documents)")
+            ingest_file(
+                appliance.ingest,
+                COLLECTION,
+                dataset.corpus_path,
+                progress=lambda done: deque(itertools.islice(ticks, done), maxlen=0),
+            )
             appliance.collections.save_snapshots()
         ingest_seconds = time.perf_counter() - started
 

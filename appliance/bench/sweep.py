@@ -1,7 +1,8 @@
 """Index-configuration sweeps (`appliance bench`): build each index once, then for each
 query-time parameter and filter selectivity measure recall@k against exact search, QPS on one
 thread and on all cores, build time, index bytes and process RSS growth, and nDCG@10 when the
-corpus has qrels.
+corpus has qrels. The data comes from `bench.datasets`; tables, JSON and plots from
+`bench.report`.
 
 Filtered points go through `appliance.index.filtered.filtered_search`, the function
 `CollectionManager.search` answers filtered queries with.
@@ -9,16 +10,14 @@ Filtered points go through `appliance.index.filtered.filtered_search`, the funct
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
-import re
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,269 +25,18 @@ import numpy as np
 import psutil
 from tqdm import tqdm
 
+from appliance.bench.datasets import BenchDataset, slug
 from appliance.bench.metrics import drop_self_hits, ndcg_at_k
-from appliance.bench.synthetic import SyntheticData, make_synthetic, rank_windows
-from appliance.config import Settings
-from appliance.errors import CollectionNotFound, InvalidIndexSpec
+from appliance.bench.synthetic import rank_windows
+from appliance.errors import InvalidIndexSpec
 from appliance.index.base import IndexConfig, IndexPlace, IndexServer, SearchParams, VectorIndex
-from appliance.index.filtered import VectorLoader, filtered_search
+from appliance.index.filtered import filtered_search
 from appliance.index.registry import backend_for
 
 _BUILD_BATCH = 10_000
 _BUILD_FILE = "build.json"
 
 
-# -- data -------------------------------------------------------------------------------------
-@dataclass
-class BenchDataset:
-    """Vectors to index, held-out query vectors, and what filtered and quality points need."""
-
-    key: str
-    ids: np.ndarray  # int64, ascending
-    vectors: np.ndarray  # (n, dim) float32 unit vectors, row i has id ids[i]
-    queries: np.ndarray  # (q, dim)
-    rank: np.ndarray  # a random permutation over rows: filters of exact selectivity
-    # Loads stored vectors for allowed ids: the exact filtered path. In memory for synthetic
-    # data; from SQLite (as the server does) for a corpus.
-    load_vectors: VectorLoader
-    query_ids: list[str] | None = None
-    qrels: dict[str, dict[str, int]] | None = None
-    external_ids: dict[int, str] | None = None
-    close: Callable[[], None] = field(default=lambda: None)
-
-    @property
-    def dimension(self) -> int:
-        return int(self.vectors.shape[1])
-
-    def rows(self, ids: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.ids, ids)
-
-
-def synthetic_dataset(
-    n: int,
-    dim: int,
-    n_queries: int,
-    seed: int = 0,
-    store_root: Path | None = None,
-    progress: bool = False,
-) -> BenchDataset:
-    """Synthetic vectors. With `store_root`, they are also kept in a SQLite store there (made
-    once, reused), and the exact filtered path loads them from it as the server does; without,
-    it gathers them from memory (fast tests; understates the server's cost)."""
-    data = make_synthetic(n, dim, n_queries, seed=seed)
-    key = f"synthetic-n{n}-d{dim}-s{seed}"
-
-    def from_memory(allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return allowed, data.vectors[allowed - 1]
-
-    load: VectorLoader = from_memory
-    close: Callable[[], None] = lambda: None  # noqa: E731
-    if store_root is not None:
-        load, close = _synthetic_store(store_root / key, data, progress=progress)
-    return BenchDataset(
-        key=key,
-        ids=data.ids,
-        vectors=data.vectors,
-        queries=data.queries,
-        rank=data.rank,
-        load_vectors=load,
-        close=close,
-    )
-
-
-_SYNTHETIC_MODEL = "synthetic"
-
-
-def _synthetic_store(
-    directory: Path, data: SyntheticData, *, progress: bool
-) -> tuple[VectorLoader, Callable[[], None]]:
-    """Write the synthetic documents (metadata `rank`) and vectors through the store's own
-    repository functions, so that vector ids are 1..n; reuse the store on later runs."""
-    from appliance.store import collections as collection_store
-    from appliance.store import documents as document_store
-    from appliance.store.database import Database
-
-    n, dim = data.vectors.shape
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "store.sqlite3"
-    db = Database(path)
-    with db.read() as session:
-        row = collection_store.find_collection(session, "synthetic")
-        stored = (
-            document_store.vector_ids(session, row.id, _SYNTHETIC_MODEL)
-            if row is not None
-            else np.empty(0, dtype=np.int64)
-        )
-    if not np.array_equal(np.sort(stored), data.ids):
-        db.close()
-        for leftover in directory.glob("store.sqlite3*"):
-            leftover.unlink()
-        db = Database(path)
-        with db.write() as session:
-            collection_id = collection_store.create_collection(
-                session,
-                name="synthetic",
-                backend="faiss",
-                spec="Flat",
-                options={},
-                model_id=_SYNTHETIC_MODEL,
-            ).id
-        batches = range(0, n, 5_000)
-        for start in tqdm(batches, desc="store synthetic vectors", disable=not progress):
-            rows = range(start, min(n, start + 5_000))
-            documents = [
-                document_store.NewDocument(
-                    str(row),
-                    f"doc {row}",
-                    data.metadata(row),
-                    document_store.content_hash(str(row)),
-                )
-                for row in rows
-            ]
-            vectors = {
-                str(row): document_store.EmbeddedText(
-                    spans=[(0, 1)], vectors=data.vectors[row : row + 1]
-                )
-                for row in rows
-            }
-            with db.write() as session:
-                document_store.upsert_documents(
-                    session, collection_id, _SYNTHETIC_MODEL, documents, vectors
-                )
-
-    def load(allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with db.read() as session:
-            return document_store.load_vectors(session, allowed, dim)
-
-    return load, db.close
-
-
-def scratch_dir_for(settings: Settings, source: Path, corpus_path: Path) -> Path:
-    """`DATA_DIR/bench/<corpus>-<path digest>-<model>[-<backend>]`: a run with another
-    embedding backend never reuses another backend's vectors (as eval's key, `vectors_key`)."""
-    from appliance.bench.evaluate import vectors_key
-
-    digest = hashlib.sha1(str(corpus_path).encode()).hexdigest()[:8]
-    model = vectors_key(_slug(settings.model), settings.backend_for(settings.model))
-    return settings.data_path / "bench" / f"{_slug(source.name)}-{digest}-{model}"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60] or "x"
-
-
-def corpus_dataset(
-    source: Path,
-    settings: Settings,
-    *,
-    n_queries: int,
-    split: str = "test",
-    seed: int = 0,
-    progress: bool = True,
-) -> BenchDataset:
-    """A BEIR directory or a JSONL corpus, embedded once through the normal ingest path into a
-    scratch data dir (`DATA_DIR/bench/<corpus>-<model>`); later runs reuse the stored vectors."""
-    import msgspec
-    from sqlalchemy import select
-
-    from appliance.bench.beir import load_beir
-    from appliance.ingest.sources import count_lines, read_jsonl
-    from appliance.service import Appliance
-    from appliance.store import documents as document_store
-    from appliance.store.schema import DocumentRow, VectorRow
-
-    source = source.resolve()
-    beir = load_beir(source, split) if source.is_dir() else None
-    corpus_path = beir.corpus_path if beir is not None else source
-    scratch = scratch_dir_for(settings, source, corpus_path)
-    scratch_settings = msgspec.structs.replace(
-        settings, data_dir=str(scratch), load_sample=False, default_collection="bench"
-    )
-    appliance = Appliance(scratch_settings)
-    name = "bench"
-    try:
-        appliance.collections.get(name)
-    except CollectionNotFound:
-        # A flat index: the scratch collection only keeps the vectors; the sweep builds its own.
-        appliance.create_collection(name, IndexConfig(backend="faiss", spec="Flat"))
-    live = appliance.collections.get(name)
-    with appliance.db.read() as session:
-        stored = document_store.count_documents(session, live.id)
-    total = count_lines(corpus_path)
-    if stored < total:
-        # Unchanged documents are skipped by the ingest path, so an interrupted run resumes.
-        documents = read_jsonl(corpus_path)
-        with tqdm(
-            total=total, unit="doc", desc=f"embed {source.name}", disable=not progress
-        ) as bar:
-            batch: list[Any] = []
-            for document in documents:
-                batch.append(document)
-                if len(batch) == 256:
-                    appliance.ingest.upsert(name, batch)
-                    bar.update(len(batch))
-                    batch = []
-            if batch:
-                appliance.ingest.upsert(name, batch)
-                bar.update(len(batch))
-        appliance.collections.save_snapshots()
-
-    dim = appliance.encoder.dimension
-    id_parts: list[np.ndarray] = []
-    vector_parts: list[np.ndarray] = []
-    external: dict[int, str] = {}
-    with appliance.db.read() as session:
-        for ids, vectors in document_store.iter_all_vectors(session, live.id, live.model_id, dim):
-            id_parts.append(ids)
-            vector_parts.append(vectors)
-        rows = session.execute(
-            select(VectorRow.id, DocumentRow.external_id)
-            .join(DocumentRow, DocumentRow.id == VectorRow.document_id)
-            .where(VectorRow.collection_id == live.id, VectorRow.model_id == live.model_id)
-        )
-        external = {int(vector_id): str(doc_id) for vector_id, doc_id in rows}
-    all_ids = np.concatenate(id_parts) if id_parts else np.empty(0, dtype=np.int64)
-    all_vectors = np.concatenate(vector_parts) if vector_parts else np.empty((0, dim), np.float32)
-
-    query_ids: list[str] | None = None
-    qrels = None
-    if beir is not None:
-        query_ids = list(beir.queries)[:n_queries]
-        qrels = {qid: beir.qrels[qid] for qid in query_ids}
-        cache = scratch / f"queries-{_slug(split)}-{len(query_ids)}.npy"
-        if cache.is_file():
-            queries = np.load(cache)
-        else:
-            queries = appliance.encoder.encode([beir.queries[qid] for qid in query_ids])
-            np.save(cache, queries)
-    else:
-        # No queries with the corpus: hold some documents out of the index and query with them.
-        rng = np.random.default_rng(seed)
-        held = rng.choice(len(all_ids), size=min(n_queries, len(all_ids) // 10), replace=False)
-        keep = np.ones(len(all_ids), dtype=bool)
-        keep[held] = False
-        queries = all_vectors[held]
-        all_ids, all_vectors = all_ids[keep], np.ascontiguousarray(all_vectors[keep])
-
-    def load(allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with appliance.db.read() as session:
-            return document_store.load_vectors(session, allowed, dim)
-
-    return BenchDataset(
-        key=scratch.name,
-        ids=all_ids,
-        vectors=all_vectors,
-        queries=np.ascontiguousarray(queries, dtype=np.float32),
-        rank=np.random.default_rng(seed).permutation(len(all_ids)).astype(np.int64),
-        load_vectors=load,
-        query_ids=query_ids,
-        qrels=qrels,
-        external_ids=external,
-        close=appliance.close,
-    )
-
-
-# -- results ----------------------------------------------------------------------------------
 @dataclass
 class SweepPoint:
     index: str
@@ -418,7 +166,7 @@ def build_index(
         cache = None
         # Collection id 0 is never an appliance collection's: the bench's own namespace slot.
         place = IndexPlace(server, 0, f"bench-{dataset.key}")
-    target = cache / _slug(config.label) if cache is not None else None
+    target = cache / slug(config.label) if cache is not None else None
     if target is not None and (target / _BUILD_FILE).is_file():
         recorded = json.loads((target / _BUILD_FILE).read_text())
         if recorded.get("count") == len(dataset.ids):
@@ -640,79 +388,3 @@ def _omp_threads() -> int:
     import faiss
 
     return int(faiss.omp_get_max_threads())
-
-
-# -- reporting --------------------------------------------------------------------------------
-def points_json(points: Sequence[SweepPoint]) -> str:
-    return json.dumps([point.to_json() for point in points], indent=2)
-
-
-def format_table(points: Sequence[SweepPoint]) -> str:
-    header = (
-        f"{'index':<34} {'params':<12} {'filter':>7} {'recall':>7} {'qps 1t':>9} {'qps all':>9} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'build s':>8} {'index MB':>9} {'rss MB':>8} {'nDCG@10':>8}"
-    )
-    lines = [header, "-" * len(header)]
-    for p in points:
-        params = ",".join(f"{key}={value}" for key, value in p.params.items()) or "-"
-        selectivity = "-" if p.filter_selectivity is None else f"{p.filter_selectivity:.3%}"
-        ndcg = "-" if p.ndcg_at_10 is None else f"{p.ndcg_at_10:.4f}"
-        lines.append(
-            f"{p.index:<34} {params:<12} {selectivity:>7} {p.recall:>7.4f} {p.qps_1thread:>9.1f} "
-            f"{p.qps_all:>9.1f} {p.latency_p50_ms:>8.3f} {p.latency_p99_ms:>8.3f} "
-            f"{p.build_s:>8.2f} {p.index_bytes / 2**20:>9.1f} {p.rss_delta_bytes / 2**20:>8.1f} "
-            f"{ndcg:>8}"
-        )
-    return "\n".join(lines)
-
-
-def pareto_front(points: Sequence[SweepPoint]) -> list[SweepPoint]:
-    """Points no other point beats on both recall and single-thread QPS, fastest first."""
-    front: list[SweepPoint] = []
-    best_recall = -1.0
-    for point in sorted(points, key=lambda p: (-p.qps_1thread, -p.recall)):
-        if point.recall > best_recall:
-            front.append(point)
-            best_recall = point.recall
-    return front
-
-
-def plot_points(points: Sequence[SweepPoint], path: Path) -> None:
-    """Recall vs single-thread QPS, one line per configuration (and filter), front marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(9, 6))
-    series: dict[str, list[SweepPoint]] = {}
-    for point in points:
-        label = point.index
-        if point.filter_selectivity is not None:
-            label += f" (filter {point.filter_selectivity:.1%})"
-        series.setdefault(label, []).append(point)
-    for label, members in series.items():
-        members = sorted(members, key=lambda p: p.recall)
-        axes.plot(
-            [p.recall for p in members], [p.qps_1thread for p in members], marker="o", label=label
-        )
-    unfiltered = [p for p in points if p.filter_selectivity is None]
-    front = pareto_front(unfiltered)
-    if front:
-        axes.plot(
-            [p.recall for p in front],
-            [p.qps_1thread for p in front],
-            linestyle="--",
-            color="black",
-            marker="*",
-            markersize=12,
-            label="Pareto front (unfiltered)",
-        )
-    axes.set_xlabel(f"recall@{points[0].k if points else 10}")
-    axes.set_ylabel("queries per second (1 thread, log)")
-    axes.set_yscale("log")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize="small")
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
