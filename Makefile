@@ -19,7 +19,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
 	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
-.PHONY: run test test-milvus e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
+.PHONY: run test test-milvus test-cluster e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
 	typecheck check clean lock bundle bundle-test base-image image image-test
 
 $(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
@@ -33,7 +33,7 @@ run: $(STAMP)
 	$(BIN)/appliance serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not quality and not e2e and not milvus" -q
+	$(BIN)/python -m pytest -m "not slow and not quality and not e2e and not milvus and not cluster" -q
 
 # The web console in headless Chromium (Debian's `chromium`, driven by Playwright) against a
 # real `appliance serve`; about a minute. console-screenshots also saves docs/console/*.png.
@@ -48,6 +48,11 @@ console-screenshots: $(STAMP)
 # with the dev extra).
 test-milvus: $(STAMP)
 	$(BIN)/python -m pytest -m milvus -q
+
+# Replicas of `appliance serve` over one store behind nginx (deploy/nginx/appliance-replicas.conf,
+# Debian's nginx): visibility between replicas, a replica killed under search load.
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest tests/cluster -m cluster -q -s
 
 # Retrieval quality on ../shared/data (SciFact, NFCorpus) against the published targets.
 # The first run embeds both corpora (about 15 minutes on 2 cores); later runs reuse var/eval.
