@@ -19,7 +19,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
 	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
-.PHONY: run test test-milvus test-cluster e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
+.PHONY: run test test-milvus test-cluster bench-replicas e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
 	typecheck check clean lock bundle bundle-test base-image image image-test
 
 $(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
@@ -74,6 +74,14 @@ BENCH_LOAD_ARGS ?=
 bench-load: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/python benchmarks/concurrency.py $(BENCH_LOAD_ARGS)
+
+# Throughput of 1, 2 and 3 replicas over one store behind nginx, in one run (wrk, fresh queries).
+# BENCH_REPLICAS_ARGS="--database-url postgresql+psycopg://..." for PostgreSQL.
+BENCH_REPLICAS_ARGS ?=
+bench-replicas: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk
+	command -v nginx >/dev/null || apt-get install -y nginx
+	$(BIN)/python benchmarks/replicas.py $(BENCH_REPLICAS_ARGS)
 
 # The derived keyword index (appliance/keyword/) against the FTS5 table it replaced, in one run:
 # p50/p99 at 100k documents (corpus cached in var/keyword/) and keyword nDCG@10 on SciFact and

@@ -78,6 +78,9 @@ class Cluster:
 
     workdir: Path
     database_url: str
+    # Every replica needs this key (stored hashed in the shared store); None: no keys, a
+    # loopback-only cluster open to its host (benchmarks).
+    admin_key: str | None = CLUSTER_KEY
     settings: dict[str, str] = field(default_factory=dict)
     replicas: list[Replica] = field(default_factory=list)
     nginx: subprocess.Popen[bytes] | None = None
@@ -87,8 +90,6 @@ class Cluster:
         index = len(self.replicas)
         data_dir = self.workdir / f"replica-{index}"
         data_dir.mkdir(parents=True, exist_ok=True)
-        key_file = self.workdir / "admin.key"
-        key_file.write_text(CLUSTER_KEY)
         port = free_port()
         env = dict(os.environ)
         env.update(
@@ -98,11 +99,14 @@ class Cluster:
                 "APPLIANCE_DATABASE_URL": self.database_url,
                 "APPLIANCE_LOAD_SAMPLE": "true" if load_sample else "false",
                 "APPLIANCE_CONFIG": str(self.workdir / "none.toml"),
-                "APPLIANCE_ADMIN_KEY_FILE": str(key_file),
                 "APPLIANCE_WARM_TOP_QUERIES": "0",
                 **{f"APPLIANCE_RATE_LIMIT_{s}": "0" for s in ("READ", "WRITE", "ANONYMOUS")},
             }
         )
+        if self.admin_key is not None:
+            key_file = self.workdir / "admin.key"
+            key_file.write_text(self.admin_key)
+            env["APPLIANCE_ADMIN_KEY_FILE"] = str(key_file)
         env.update({f"APPLIANCE_{k.upper()}": v for k, v in self.settings.items()})
         log_path = data_dir / "serve.log"
         with log_path.open("wb") as log:
@@ -119,7 +123,7 @@ class Cluster:
 
     def _wait_ready(self, replica: Replica, timeout: float = 240) -> None:
         deadline = time.monotonic() + timeout
-        with ApplianceClient(replica.url, api_key=CLUSTER_KEY) as client:
+        with ApplianceClient(replica.url, api_key=self.admin_key) as client:
             while True:
                 try:
                     readiness = client.ready()
@@ -167,7 +171,7 @@ class Cluster:
             deadline = time.monotonic() + 20
             while True:
                 try:
-                    with ApplianceClient(self.proxy_url, api_key=CLUSTER_KEY) as client:
+                    with ApplianceClient(self.proxy_url, api_key=self.admin_key) as client:
                         client.ready()
                     break
                 except ApplianceUnavailable:
