@@ -23,10 +23,14 @@ from appliance.cli.params import JSON_OBJECT, SEARCH_MODES
 class Hit(Protocol):
     """A search hit, from the service or from the HTTP client: the fields printed."""
 
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any]
+    @property
+    def id(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def metadata(self) -> dict[str, Any]: ...
 
 
 @click.command()

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from appliance.api.auth import requires_scope
 from appliance.api.schemas import CollectionInfo, CollectionList, CreateCollection, IndexSpec
 from appliance.index.base import IndexConfig
 from appliance.index.registry import DEFAULT_INDEX
@@ -35,8 +36,9 @@ def info(summary: CollectionSummary) -> CollectionInfo:
 class CollectionController(Controller):
     path = "/collections"
     tags = ["collections"]
+    guards = [requires_scope("read")]
 
-    @post(status_code=HTTP_201_CREATED, sync_to_thread=True)
+    @post(status_code=HTTP_201_CREATED, sync_to_thread=True, guards=[requires_scope("admin")])
     def create_collection(
         self, data: JSONBody[CreateCollection], appliance: NamedDependency[Appliance]
     ) -> CollectionInfo:
@@ -53,7 +55,7 @@ class CollectionController(Controller):
     ) -> CollectionInfo:
         return info(appliance.describe_collection(name))
 
-    @put("/{name:str}/index", sync_to_thread=True)
+    @put("/{name:str}/index", sync_to_thread=True, guards=[requires_scope("admin")])
     def reconfigure_index(
         self, name: FromPath[str], data: JSONBody[IndexSpec], appliance: NamedDependency[Appliance]
     ) -> CollectionInfo:
@@ -62,6 +64,11 @@ class CollectionController(Controller):
         appliance.collections.reconfigure(name, index_config(data))
         return info(appliance.describe_collection(name))
 
-    @delete("/{name:str}", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
+    @delete(
+        "/{name:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        sync_to_thread=True,
+        guards=[requires_scope("admin")],
+    )
     def delete_collection(self, name: FromPath[str], appliance: NamedDependency[Appliance]) -> None:
         appliance.delete_collection(name)
