@@ -118,7 +118,7 @@ def test_guards_are_named_and_shared() -> None:
     guard = requires_scope("write")
     assert isinstance(guard, RequiresScope) and guard.__name__ == "requires_write"
     assert requires_scope("write") is guard
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="not one of"):
         requires_scope("root")
 
 

@@ -67,6 +67,8 @@ class RequiresScope:
 
 def requires_scope(scope: str) -> RequiresScope:
     """The guard for routes that need a key with `scope` (read < write < admin)."""
+    if scope not in _GUARDS:
+        raise ValueError(f"scope {scope!r} is not one of {SCOPES}")
     return _GUARDS[scope]
 
 
