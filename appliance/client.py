@@ -22,6 +22,7 @@ from appliance.api.schemas import (
     Readiness,
     SearchResponse,
     UpsertResult,
+    WarmOut,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -239,6 +240,23 @@ class ApplianceClient:
         body.update({key: value for key, value in options.items() if value is not None})
         path = f"/collections/{_segment(collection)}/search"
         return self._call("POST", path, SearchResponse, json=body)
+
+    def warm(
+        self,
+        collection: str,
+        queries: Sequence[str],
+        *,
+        limit: int = 10,
+        mode: str | None = None,
+        filter: Mapping[str, Any] | None = None,
+    ) -> WarmOut:
+        """Run each query once so the server caches its answer (`POST .../warm`); queries
+        that fail are listed in the answer's `failed`, not raised."""
+        body: dict[str, Any] = {"queries": list(queries), "limit": limit, "mode": mode}
+        if filter is not None:
+            body["filter"] = dict(filter)
+        path = f"/collections/{_segment(collection)}/warm"
+        return self._call("POST", path, WarmOut, json=body)
 
     # OpenAI-compatible embeddings
 

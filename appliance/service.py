@@ -6,7 +6,9 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from appliance.collections.manager import CollectionManager
 from appliance.config import Settings
@@ -36,6 +38,40 @@ log = logging.getLogger(__name__)
 
 # Package data (pyproject.toml), so an installed wheel has it too; data/build_sample_corpus.py
 # rebuilds it.
+
+
+def index_config(
+    backend: str = "hnswlib",
+    spec: str | None = None,
+    *,
+    ef_construction: int | None = None,
+    ef: int | None = None,
+    nprobe: int | None = None,
+) -> IndexConfig:
+    """A collection's index from the options `POST /collections` and `appliance collections
+    create` take; what is left out gets the backend's default (HNSW searches with ef 128)."""
+    default_spec = {"hnswlib": DEFAULT_INDEX.spec, "milvus": "HNSW"}.get(backend, "HNSW32,Flat")
+    options = {
+        key: value
+        for key, value in (("ef_construction", ef_construction), ("ef", ef), ("nprobe", nprobe))
+        if value is not None
+    }
+    if spec is None and ef is None and "HNSW" in default_spec + backend.upper():
+        options.setdefault("ef", 128)
+    return IndexConfig(backend=backend, spec=spec or default_spec, options=options)
+
+
+@dataclass(frozen=True)
+class CollectionSummary:
+    """A collection as `GET /collections/{name}` and `appliance collections show` tell it."""
+
+    name: str
+    index: dict[str, Any]
+    model_id: str
+    documents: int
+    vectors_indexed: int
+    index_bytes: int
+    generation: int
 
 
 class Appliance:
@@ -210,6 +246,29 @@ class Appliance:
 
     def create_collection(self, name: str, config: IndexConfig | None = None) -> None:
         self.collections.create(name, config or DEFAULT_INDEX, self.encoder.model_id)
+
+    def describe_collection(self, name: str) -> CollectionSummary:
+        """The collection's index, model and counts (CollectionNotFound if there is none)."""
+        live = self.collections.get(name)
+        status = self.collections.status(live)
+        return CollectionSummary(
+            name=live.name,
+            index={"backend": live.config.backend, "spec": live.config.spec, **live.config.options},
+            model_id=live.model_id,
+            documents=status.documents,
+            vectors_indexed=status.vectors_indexed,
+            index_bytes=status.index_bytes,
+            generation=status.generation,
+        )
+
+    def list_collections(self) -> list[CollectionSummary]:
+        """Every stored collection, those another process created included."""
+        return [self.describe_collection(name) for name in self.collections.stored_names()]
+
+    def delete_collection(self, name: str) -> None:
+        """Drop the collection, its documents, vectors and index (CollectionNotFound first)."""
+        self.collections.get(name)
+        self.collections.drop(name)
 
     def ensure_collection(self, name: str) -> None:
         try:

@@ -9,12 +9,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from appliance import cli
 from appliance.api.app import create_app
+from appliance.cli import warm as cli_warm
+from appliance.client import ApplianceClient
 from appliance.ingest.pipeline import DocumentInput
 from appliance.search.pipeline import SearchOptions
 from appliance.service import Appliance
@@ -148,18 +151,25 @@ def test_cli_warm_reads_plain_and_jsonl_queries_and_posts_them(
     queries.write_text('which animal barks\n\n{"_id": "1", "text": "fish in rivers"}\n')
     sent: list[tuple[str, dict[str, Any]]] = []
 
-    def post_through_client(url: str, payload: dict[str, Any], api_key: str | None) -> Any:
-        sent.append((url, payload))
-        response = client.post(url.removeprefix("http://127.0.0.1:8000"), json=payload)
+    def through_test_client(request: httpx.Request) -> httpx.Response:
+        payload = json.loads(request.content)
+        sent.append((str(request.url), payload))
+        response = client.post(request.url.path, json=payload)
         assert response.status_code == 200, response.text
-        return response.json()
+        return httpx.Response(200, json=response.json())
 
-    monkeypatch.setattr(cli, "post_json", post_through_client)
+    def open_client(url: str, api_key: str | None, *, timeout: float = 30.0) -> ApplianceClient:
+        return ApplianceClient(
+            url, api_key=api_key, transport=httpx.MockTransport(through_test_client)
+        )
+
+    monkeypatch.setattr(cli_warm, "open_client", open_client)
     result = CliRunner().invoke(
         cli.main, ["warm", "--collection", "c", "--queries", str(queries)], obj={}
     )
     assert result.exit_code == 0, result.output
     assert "2 queries: 2 warmed, 0 already cached, 0 failed" in result.output
+    assert sent[0][0] == "http://127.0.0.1:8000/collections/c/warm"
     assert sent[0][1]["queries"] == ["which animal barks", "fish in rivers"]
     assert _search(client, "fish in rivers")["results"][0]["id"] == "salmon"
 

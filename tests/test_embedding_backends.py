@@ -312,7 +312,7 @@ def test_native_code_makes_no_network_syscall(
 
 
 def test_backend_flag_wins_over_the_configuration(tmp_path: Path) -> None:
-    from appliance.cli import _settings
+    from appliance.cli.base import settings_from as _settings
 
     config = tmp_path / "appliance.toml"
     config.write_text(

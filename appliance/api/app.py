@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cache
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -13,7 +15,14 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from appliance import __version__
 from appliance.admin_key import ensure_admin_key
-from appliance.api.auth import KeyRing, auth_middleware, check_bind_address, is_loopback
+from appliance.api.auth import (
+    KeyRing,
+    auth_middleware,
+    check_bind_address,
+    closed_by_default,
+    is_loopback,
+    requires_scope,
+)
 from appliance.api.docs import LocalSwaggerPlugin
 from appliance.api.errors import EXCEPTION_HANDLERS, middleware_error_answers
 from appliance.api.logging import (
@@ -44,6 +53,55 @@ def provide_appliance(state: State) -> Appliance:
     return holder.get()
 
 
+class MetricsController(PrometheusController):
+    """`GET /metrics`, for any key."""
+
+    guards = [requires_scope("read")]
+
+
+def route_handlers() -> list[Any]:
+    """Every route of the API, each with its scope guard or declared public (fresh objects:
+    Litestar registers them into one app)."""
+    return [
+        HealthController,
+        CollectionController,
+        DocumentController,
+        JobController,
+        SearchController,
+        VersionController,
+        OpenAIController,
+        MetricsController,
+        AuthController,
+        console_page,
+        console_assets(),
+    ]
+
+
+def openapi_config() -> OpenAPIConfig:
+    """The API docs under /schema: the schema and Swagger UI, for any key."""
+    return OpenAPIConfig(
+        title="Local search appliance",
+        version=__version__,
+        path="/schema",
+        render_plugins=[LocalSwaggerPlugin()],
+        openapi_router=Router(
+            "/schema", route_handlers=[], include_in_schema=False, guards=[requires_scope("read")]
+        ),
+    )
+
+
+@cache
+def route_table() -> Litestar:
+    """The routes alone, with their guards (no state, middleware or lifespan): what a
+    request would reach, for `auth.required_scope` and tests."""
+    return Litestar(
+        route_handlers=route_handlers(),
+        dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
+        guards=[closed_by_default],
+        openapi_config=openapi_config(),
+    )
+
+
 def create_app(settings: Settings, appliance: Appliance | None = None) -> Litestar:
     """An app over a ready appliance (tests), or one that loads it in the background."""
     # Before anything serves: a data dir of a newer release fails `serve` itself, and an
@@ -71,19 +129,9 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
 
     prometheus = PrometheusConfig(app_name="appliance", prefix="http", group_path=True)
     app = Litestar(
-        route_handlers=[
-            HealthController,
-            CollectionController,
-            DocumentController,
-            JobController,
-            SearchController,
-            VersionController,
-            OpenAIController,
-            PrometheusController,
-            AuthController,
-            console_page,
-            console_assets(),
-        ],
+        route_handlers=route_handlers(),
+        # Scopes are the handlers' guards; one that declares none needs admin.
+        guards=[closed_by_default],
         dependencies={"appliance": Provide(provide_appliance, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         # In order: the request id is set first; metrics see every answer, those to errors
@@ -102,12 +150,7 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
         state=State({"holder": holder}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Local search appliance",
-            version=__version__,
-            path="/schema",
-            render_plugins=[LocalSwaggerPlugin()],
-        ),
+        openapi_config=openapi_config(),
     )
     complete_openapi(app)
     return app

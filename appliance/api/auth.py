@@ -1,10 +1,13 @@
-"""API-key authentication and scopes, and the rule for which addresses may run without keys.
+"""API-key authentication, scope guards, and the rule for which addresses may run without keys.
 
 Once any key exists every request needs one (`Authorization: Bearer KEY`), on any address;
-`/health`, `/ready` and the web console's static page and assets stay open (the page asks for a
-key and sends it with every API call; all its data comes from the API). With no key at all the
-appliance is open, which it allows only on a loopback address unless `allow_open_network` says
-otherwise.
+the handlers declared `PUBLIC` stay open: `/health`, `/ready` and the web console's static page
+and assets (the page asks for a key and sends it with every API call; all its data comes from
+the API). Which scope a route needs is a named guard on its controller or handler,
+`guards=[requires_scope("write")]`; several guards on one handler (its controller's and its
+own) mean the highest of their scopes, and a handler that declares none needs admin, so a
+route added later is closed by default rather than open. With no key at all the appliance is
+open, which it allows only on a loopback address unless `allow_open_network` says otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+)
+from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 from litestar.types import ASGIApp
@@ -31,24 +40,88 @@ log = logging.getLogger(__name__)
 
 # Probes must answer without a key (an orchestrator has none); the console's page must load
 # before its user has typed one. The page holds no data: it calls the API with the user's key.
-OPEN_PATHS = ["^/health$", "^/ready$", "^/$", "^/console/"]
+# Litestar's authentication middleware (and our rate limits) skip a handler with this opt.
+PUBLIC_OPT = "exclude_from_auth"
+PUBLIC = {PUBLIC_OPT: True}
+SCOPES = ("read", "write", "admin")
+
+
+class RequiresScope:
+    """A guard: the request's key must have `scope` or a higher one. Answers 403 naming the
+    scope the handler needs (the highest its guards declare)."""
+
+    def __init__(self, scope: str) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"scope {scope!r} is not one of {SCOPES}")
+        self.scope = scope
+        self.__name__ = f"requires_{scope}"
+
+    def __repr__(self) -> str:
+        return f"requires_scope({self.scope!r})"
+
+    async def __call__(
+        self, connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        authorize(connection, handler)
+
+
+def requires_scope(scope: str) -> RequiresScope:
+    """The guard for routes that need a key with `scope` (read < write < admin)."""
+    if scope not in _GUARDS:
+        raise ValueError(f"scope {scope!r} is not one of {SCOPES}")
+    return _GUARDS[scope]
+
+
+_GUARDS = {scope: RequiresScope(scope) for scope in SCOPES}
+
+
+def declared_scope(handler: BaseRouteHandler) -> str | None:
+    """The highest scope the handler's guards (its own and its owners') declare, or None."""
+    declared = [
+        guard.scope for guard in handler.resolve_guards() if isinstance(guard, RequiresScope)
+    ]
+    return max(declared, key=SCOPES.index) if declared else None
+
+
+def handler_scope(handler: BaseRouteHandler) -> str:
+    """The scope a request to `handler` needs: the declared one, else admin."""
+    return declared_scope(handler) or "admin"
+
+
+def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Refuse (403) a key whose scope is below the handler's. A request without a key got
+    past authentication only where no key exists (the open appliance): allowed."""
+    key = connection.scope.get("user")
+    if not isinstance(key, ActiveKey):
+        return
+    needed = handler_scope(handler)
+    if not key_store.scope_allows(key.scope, needed):
+        method = str(connection.scope.get("method", "GET"))
+        raise PermissionDeniedException(
+            f"this key has scope {key.scope!r}; {method} {connection.scope['path']} "
+            f"needs a key with scope {needed!r} or higher"
+        )
+
+
+async def closed_by_default(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """The app's guard: a handler with no scope guard of its own needs admin."""
+    if declared_scope(handler) is None:
+        authorize(connection, handler)
 
 
 def required_scope(method: str, path: str) -> str:
-    """The scope a request needs. Anything not known to be a read or a document write needs
-    admin, so a route added later is closed by default rather than open."""
-    parts = path.rstrip("/").split("/")
-    if method in ("GET", "HEAD", "OPTIONS"):
-        return "read"
-    if method == "POST" and parts[-1] in ("search", "feedback"):
-        return "read"
-    # OpenAI-compatible embeddings change nothing stored.
-    if method == "POST" and parts == ["", "v1", "embeddings"]:
-        return "read"
-    # /collections/{name}/documents[/{id}]
-    if len(parts) >= 4 and parts[1] == "collections" and parts[3] == "documents":
-        return "write"
-    return "admin"
+    """The scope a request needs, as the guards of the route that answers it declare (for
+    tools and tests: the guards themselves check requests). A request no route answers, or
+    a route that declares no scope, needs admin."""
+    from appliance.api.app import route_table
+
+    try:
+        handler = route_table().asgi_router.handle_routing(path=path, method=method)[1]
+    except (NotFoundException, MethodNotAllowedException):
+        return "admin"
+    return handler_scope(handler)
 
 
 class KeyRing:
@@ -114,13 +187,6 @@ class ApiKeyMiddleware(AbstractAuthenticationMiddleware):
                 "the API key is unknown or revoked; ask an admin for a valid key",
                 headers=challenge,
             )
-        method = str(connection.scope.get("method", "GET"))
-        needed = required_scope(method, connection.scope["path"])
-        if not key_store.scope_allows(key.scope, needed):
-            raise PermissionDeniedException(
-                f"this key has scope {key.scope!r}; {method} {connection.scope['path']} "
-                f"needs a key with scope {needed!r} or higher"
-            )
         return AuthenticationResult(user=key, auth=key.key_id)
 
 
@@ -131,7 +197,7 @@ def scope_of(user: object) -> str | None:
 
 
 def auth_middleware(keyring: KeyRing) -> DefineMiddleware:
-    return DefineMiddleware(ApiKeyMiddleware, keyring=keyring, exclude=OPEN_PATHS)
+    return DefineMiddleware(ApiKeyMiddleware, keyring=keyring, exclude_from_auth_key=PUBLIC_OPT)
 
 
 def is_loopback(host: str) -> bool:

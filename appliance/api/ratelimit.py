@@ -10,9 +10,9 @@ from litestar.connection import Request
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 
-from appliance.api.auth import OPEN_PATHS
+from appliance.api.auth import PUBLIC_OPT, handler_scope
 from appliance.config import Settings
-from appliance.store.keys import ActiveKey
+from appliance.store.keys import ActiveKey, scope_allows
 
 
 def tier_of(request: Request[Any, Any, Any]) -> str:
@@ -26,6 +26,15 @@ def identifier_of(request: Request[Any, Any, Any]) -> str:
     if isinstance(user, ActiveKey):
         return f"key:{user.key_id}"
     return f"addr:{get_remote_address(request)}"
+
+
+def permitted(request: Request[Any, Any, Any]) -> bool:
+    """Whether the request's key may use the route: one its scope guard refuses (403) costs
+    nothing of the key's budget, as when the scope was checked before the limiter."""
+    user = request.scope.get("user")
+    if not isinstance(user, ActiveKey):
+        return True
+    return scope_allows(user.scope, handler_scope(request.route_handler))
 
 
 def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
@@ -43,11 +52,11 @@ def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
 
         # Async: Litestar runs a sync handler in a worker thread, one hop per tier per request.
         async def applies(request: Request[Any, Any, Any], tier: str = tier) -> bool:
-            return tier_of(request) == tier
+            return tier_of(request) == tier and permitted(request)
 
         config = RateLimitConfig(
             rate_limit=(settings.rate_limit_window, limit),
-            exclude=OPEN_PATHS,
+            exclude_opt_key=PUBLIC_OPT,
             identifier_for_request=identifier_of,
             check_throttle_handler=applies,
         )

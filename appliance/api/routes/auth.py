@@ -7,13 +7,14 @@ from typing import Any
 
 from litestar import Controller, Request, get
 
-from appliance.api.auth import scope_of
+from appliance.api.auth import requires_scope, scope_of
 from appliance.api.schemas import WhoAmI
 
 
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
+    guards = [requires_scope("read")]
 
     @get("/whoami")
     async def whoami(self, request: Request[Any, Any, Any]) -> WhoAmI:

@@ -9,6 +9,8 @@ from litestar import Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
+from appliance.api.auth import PUBLIC
+
 CONSOLE_DIR = Path(__file__).resolve().parent.parent / "console"
 
 # Everything the page loads comes from the appliance itself: no CDN, no inline script.
@@ -26,7 +28,7 @@ SECURITY_HEADERS = {
 }
 
 
-@get("/", include_in_schema=False, sync_to_thread=False)
+@get("/", include_in_schema=False, sync_to_thread=False, opt=PUBLIC)
 def console_page() -> Response[bytes]:
     """The console's single page (search, collections, jobs, status)."""
     return Response(
@@ -43,4 +45,5 @@ def console_assets() -> Router:
         name="console",
         include_in_schema=False,
         cache_control=CacheControlHeader(no_cache=True),
+        opt=PUBLIC,
     )

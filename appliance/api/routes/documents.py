@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from appliance.api.auth import requires_scope
 from appliance.api.metrics import DOCUMENTS_UPSERTED
 from appliance.api.schemas import (
     DeleteResult,
@@ -27,8 +28,9 @@ from appliance.service import Appliance
 class DocumentController(Controller):
     path = "/collections/{name:str}/documents"
     tags = ["documents"]
+    guards = [requires_scope("read")]
 
-    @put(sync_to_thread=True)
+    @put(sync_to_thread=True, guards=[requires_scope("write")])
     def upsert_documents(
         self,
         name: FromPath[str],
@@ -69,7 +71,7 @@ class DocumentController(Controller):
             updated_at=document.updated_at.isoformat(),
         )
 
-    @delete("/{doc_id:str}", status_code=200, sync_to_thread=True)
+    @delete("/{doc_id:str}", status_code=200, sync_to_thread=True, guards=[requires_scope("write")])
     def delete_document(
         self, name: FromPath[str], doc_id: FromPath[str], appliance: NamedDependency[Appliance]
     ) -> DeleteResult:
@@ -98,6 +100,7 @@ def job_out(job: Job) -> JobOut:
 class JobController(Controller):
     path = "/jobs"
     tags = ["jobs"]
+    guards = [requires_scope("read")]
 
     @get(sync_to_thread=True)
     def list_jobs(

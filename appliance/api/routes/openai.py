@@ -8,6 +8,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from appliance.api.auth import requires_scope
 from appliance.api.schemas import (
     EmbeddingOut,
     EmbeddingsRequest,
@@ -34,6 +35,8 @@ def _model_out(card: ModelCard) -> ModelOut:
 class OpenAIController(Controller):
     path = "/v1"
     tags = ["openai"]
+    # Embeddings change nothing stored: any key.
+    guards = [requires_scope("read")]
 
     @post(
         "/embeddings",

@@ -10,6 +10,7 @@ from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from appliance.api.auth import requires_scope
 from appliance.api.metrics import (
     SEARCH_FEEDBACK,
     SEARCH_LATENCY,
@@ -85,6 +86,7 @@ def one_filter(
 
 class SearchController(Controller):
     tags = ["search"]
+    guards = [requires_scope("read")]
 
     @post("/collections/{name:str}/search", status_code=200)
     async def search_collection(
@@ -119,7 +121,12 @@ class SearchController(Controller):
             appliance, appliance.settings.default_collection, data.query, options, False
         )
 
-    @post("/collections/{name:str}/warm", status_code=200, sync_to_thread=True)
+    @post(
+        "/collections/{name:str}/warm",
+        status_code=200,
+        sync_to_thread=True,
+        guards=[requires_scope("admin")],
+    )
     def warm_cache(
         self, name: FromPath[str], data: JSONBody[WarmIn], appliance: NamedDependency[Appliance]
     ) -> WarmOut:

@@ -8,6 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
+from appliance.api.auth import requires_scope
 from appliance.api.schemas import ReindexIn, VersionList, VersionOut
 from appliance.ingest.reindex import VersionStatus
 from appliance.service import Appliance
@@ -30,6 +31,7 @@ def version_out(status: VersionStatus) -> VersionOut:
 class VersionController(Controller):
     path = "/collections/{name:str}"
     tags = ["embedding versions"]
+    guards = [requires_scope("read")]
 
     @get("/versions", sync_to_thread=True)
     def list_versions(
@@ -38,7 +40,12 @@ class VersionController(Controller):
         """Every model with vectors for the collection, the active one first."""
         return VersionList([version_out(s) for s in appliance.reindex.versions(name)])
 
-    @post("/reindex", status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
+    @post(
+        "/reindex",
+        status_code=HTTP_202_ACCEPTED,
+        sync_to_thread=True,
+        guards=[requires_scope("admin")],
+    )
     def reindex(
         self, name: FromPath[str], data: JSONBody[ReindexIn], appliance: NamedDependency[Appliance]
     ) -> Response[VersionOut]:
@@ -48,7 +55,12 @@ class VersionController(Controller):
         status = appliance.reindex.start(name, data.model)
         return Response(version_out(status), status_code=HTTP_202_ACCEPTED)
 
-    @delete("/versions/{model:str}", status_code=HTTP_204_NO_CONTENT, sync_to_thread=True)
+    @delete(
+        "/versions/{model:str}",
+        status_code=HTTP_204_NO_CONTENT,
+        sync_to_thread=True,
+        guards=[requires_scope("admin")],
+    )
     def drop_version(
         self, name: FromPath[str], model: FromPath[str], appliance: NamedDependency[Appliance]
     ) -> None:
