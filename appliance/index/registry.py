@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from appliance.errors import InvalidIndexSpec
 from appliance.index.base import IndexBackend, IndexConfig
+from appliance.index.duplicates import DeduplicatingBackend
 from appliance.index.faiss_index import FaissBackend
 from appliance.index.hnswlib_index import HnswlibBackend
 from appliance.index.milvus_index import MilvusBackend
 
 BACKENDS: dict[str, IndexBackend] = {
-    "faiss": FaissBackend(),
-    "hnswlib": HnswlibBackend(),
+    # Local indexes hold each distinct vector once (identical texts: one graph node).
+    "faiss": DeduplicatingBackend(FaissBackend()),
+    "hnswlib": DeduplicatingBackend(HnswlibBackend()),
     "milvus": MilvusBackend(),
 }
 

@@ -102,7 +102,14 @@ class IngestService:
             for text, text_spans in zip(texts, spans, strict=True)
             for start, end in text_spans
         ]
-        vectors = encoder.encode(pieces)
+        # Identical pieces (boilerplate, empty pages) are embedded once and share the same
+        # vector bytes, which the index then holds once (index/duplicates.py).
+        unique = list(dict.fromkeys(pieces))
+        if len(unique) < len(pieces):
+            position = {piece: row for row, piece in enumerate(unique)}
+            vectors = encoder.encode(unique)[[position[piece] for piece in pieces]]
+        else:
+            vectors = encoder.encode(pieces)
         out = []
         row = 0
         for text_spans in spans:
