@@ -90,7 +90,7 @@ def bench(
     data_dir: str | None,
 ) -> None:
     """Sweep index configurations on a corpus (JSONL or BEIR dir) or synthetic vectors."""
-    from appliance.bench import sweep
+    from appliance.bench import datasets, report, sweep
     from appliance.index.base import parse_index_arg
     from appliance.index.registry import DEFAULT_INDEX, backend_for
 
@@ -101,7 +101,7 @@ def bench(
         raise click.BadParameter("--filter-selectivity values must be in (0, 1]")
     configs = [parse_index_arg(text) for text in indexes] or [DEFAULT_INDEX]
     if synthetic is not None:
-        dataset = sweep.synthetic_dataset(
+        dataset = datasets.synthetic_dataset(
             synthetic,
             dim,
             queries,
@@ -111,7 +111,7 @@ def bench(
         )
     else:
         assert source is not None
-        dataset = sweep.corpus_dataset(
+        dataset = datasets.corpus_dataset(
             source,
             settings,
             n_queries=queries,
@@ -140,9 +140,9 @@ def bench(
         points = sweep.run_sweep(dataset, options)
     finally:
         dataset.close()
-    click.echo(sweep.points_json(points) if as_json else sweep.format_table(points))
+    click.echo(report.points_json(points) if as_json else report.format_table(points))
     if plot is not None:
-        sweep.plot_points(points, plot)
+        report.plot_points(points, plot)
         click.echo(f"plot written to {plot}", err=True)
 
 
