@@ -55,7 +55,7 @@ def highlight(
         if (stem := analyzer.stem(found.group().lower())) in terms
     ]
     if not matches:
-        start, end = low, _word_end(text, min(high, low + passage_chars), low)
+        start, end = _trimmed(text, low, _word_end(text, min(high, low + passage_chars), low))
         return Highlight(text=text[start:end], spans=[], start=start)
     first, last = _densest(matches, passage_chars)
     covered_start, covered_end = matches[first][0], matches[last][1]
@@ -66,6 +66,7 @@ def highlight(
     start = max(low, min(start, end - passage_chars))
     start = _word_start(text, start, low, covered_start)
     end = _word_end(text, end, covered_end)
+    start, end = _trimmed(text, start, end)
     spans = [(s - start, e - start) for s, e, _ in matches if s >= start and e <= end]
     return Highlight(text=text[start:end], spans=spans, start=start)
 
@@ -105,6 +106,15 @@ def _word_end(text: str, end: int, limit: int) -> int:
     while moved > limit and _is_word(text[moved - 1]):
         moved -= 1
     return moved
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without white space at either end."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def _is_word(char: str) -> bool:
