@@ -88,6 +88,8 @@ def test_each_page_is_cached_apart(client: TestClient[Any]) -> None:
         ({"offset": 1000}, "offset"),
         ({"offset": 2.5}, "offset"),
         ({"highlight": "maybe"}, "highlight"),
+        ({"highlight": 1}, "highlight: Expected `bool`, got `int`"),
+        ({"offset": "2"}, "offset: Expected `int`, got `str`"),
     ],
 )
 def test_offset_is_bounded_with_a_clear_400(

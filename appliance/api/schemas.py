@@ -100,8 +100,10 @@ class DocumentList(msgspec.Struct, kw_only=True):
 class DeleteDocuments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Exactly one of `filter` (a metadata filter, as in search; not empty) and `ids`."""
 
-    filter: Annotated[dict[str, Any], Meta(min_length=1)] | None = None
-    ids: Annotated[list[DocumentId], Meta(min_length=1, max_length=MAX_DELETE_IDS)] | None = None
+    filter: Annotated[dict[str, Any], Meta(min_length=1)] | UnsetType = UNSET
+    ids: Annotated[list[DocumentId], Meta(min_length=1, max_length=MAX_DELETE_IDS)] | UnsetType = (
+        UNSET
+    )
 
 
 class SearchParamsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

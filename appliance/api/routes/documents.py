@@ -9,6 +9,7 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
+from msgspec import UNSET
 
 from appliance.api.metrics import DOCUMENTS_UPSERTED
 from appliance.api.schemas import (
@@ -114,8 +115,8 @@ class DocumentController(Controller):
             appliance.ingest,
             appliance.jobs,
             name,
-            filter=data.filter,
-            ids=data.ids,
+            filter=data.filter if data.filter is not UNSET else None,
+            ids=data.ids if data.ids is not UNSET else None,
             async_threshold=appliance.settings.delete_async_threshold,
         )
         if outcome.job is not None:
