@@ -73,7 +73,8 @@ def test_bodies_are_read_as_strictly_as_the_schema(
 
 def test_lenient_and_strict_readings_agree_on_good_bodies(client: TestClient[Any]) -> None:
     response = client.post(
-        "/collections/default/search", json={"query": "x", "alpha": 1, "timings": True}
+        "/collections/default/search",
+        json={"query": "x", "alpha": 1, "limit": 3.0, "timings": True},
     )
     assert response.status_code == 200, response.text
 
