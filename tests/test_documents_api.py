@@ -266,3 +266,11 @@ def test_under_the_threshold_a_bulk_delete_answers_at_once(
         "/collections/recipes/documents/delete", json={"filter": {"year": 2020}}
     )
     assert response.status_code == 200 and response.json() == {"deleted": 2}
+
+
+def test_listing_needs_read_scope_and_bulk_delete_write_scope() -> None:
+    from appliance.api.auth import required_scope
+
+    assert required_scope("GET", "/collections/recipes/documents") == "read"
+    assert required_scope("POST", "/collections/recipes/documents/delete") == "write"
+    assert required_scope("GET", "/jobs/del-0123") == "read"
