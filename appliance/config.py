@@ -79,6 +79,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_batch_documents: int = MAX_BATCH_DOCUMENTS
     # Upserts of more documents than this (or any with ?async=true) run as background jobs.
     async_threshold: int = 500
+    # Bulk deletes (POST .../documents/delete) of more documents than this run as background
+    # jobs (202 and a job id).
+    delete_async_threshold: int = 1_000
     max_text_chars: int = MAX_TEXT_CHARS
     max_query_chars: int = 2_000
     # OpenAI-compatible POST /v1/embeddings: inputs per request, and tokens per input (as

@@ -36,6 +36,11 @@ SCOPES = {
     ("PUT", "/collections/{name:str}/documents"): "write",
     ("GET", "/collections/{name:str}/documents/{doc_id:str}"): "read",
     ("DELETE", "/collections/{name:str}/documents/{doc_id:str}"): "write",
+    ("GET", "/collections/{name:str}/documents"): "read",
+    ("POST", "/collections/{name:str}/documents/delete"): "write",
+    # A document whose id is "delete" stays reachable beside the bulk delete route.
+    ("GET", "/collections/{name:str}/documents/delete"): "read",
+    ("DELETE", "/collections/{name:str}/documents/delete"): "write",
     ("GET", "/jobs"): "read",
     ("GET", "/jobs/{job_id:str}"): "read",
     ("POST", "/search"): "read",

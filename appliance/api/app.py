@@ -15,6 +15,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from appliance import __version__
 from appliance.admin_key import ensure_admin_key
+from appliance.api.allow import allow_header
 from appliance.api.auth import (
     KeyRing,
     auth_middleware,
@@ -43,6 +44,7 @@ from appliance.api.routes.openai import OpenAIController
 from appliance.api.routes.search import SearchController
 from appliance.api.routes.versions import VersionController
 from appliance.api.state import ApplianceHolder
+from appliance.api.strict_body import strict_body
 from appliance.config import Settings
 from appliance.service import Appliance
 from appliance.store.migration import ensure_schema
@@ -145,7 +147,9 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
             *rate_limit_middleware(settings),
         ],
         # Echoes X-Request-ID and logs every answer, errors raised in middleware included.
-        before_send=[log_response],
+        before_send=[log_response, allow_header],
+        # Bodies as strict as the schema: no 0 for false, no "2" for 2.
+        before_request=strict_body,
         logging_config=litestar_logging_config(settings.log_format),
         state=State({"holder": holder}),
         lifespan=[lifespan],

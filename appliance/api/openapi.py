@@ -38,6 +38,11 @@ ERROR_STATUSES = {
     "507": "the disk is full; nothing was written",
 }
 _OPEN_PATHS = {"/health", "/ready"}
+# Operations that answer 202 and a job past a size threshold.
+_JOB_OPERATIONS = {
+    "CollectionsNameDocumentsUpsertDocuments",
+    "CollectionsNameDocumentsDeleteDeleteDocuments",
+}
 
 
 def _strict_types() -> list[str]:
@@ -54,9 +59,23 @@ def complete_openapi(app: Litestar) -> None:
     components = document.setdefault("components", {})
     found = components.setdefault("schemas", {})
     found["ErrorBody"] = ERROR_SCHEMA
+    # Request types as msgspec itself describes them: Litestar drops the constraints of a
+    # union's members (`Annotated[float, Meta(ge=0)] | None` loses its minimum), so the schema
+    # would promise values the server refuses.
+    strict = [getattr(schemas, name) for name in _strict_types()]
+    _, exact = msgspec.json.schema_components(strict, ref_template="#/components/schemas/{name}")
+    for name, schema in exact.items():
+        if name in found:
+            found[name] = schema
     for name in _strict_types():
         if name in found:
             found[name]["additionalProperties"] = False
+    if "DeleteDocuments" in found:
+        found["DeleteDocuments"]["oneOf"] = [{"required": ["filter"]}, {"required": ["ids"]}]
+    for name in ("HighlightOut",):
+        if name in found:
+            pair = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+            found[name]["properties"]["spans"]["items"] = {**pair, "minItems": 2, "maxItems": 2}
     if "EmbeddingsRequest" in found:
         found["EmbeddingsRequest"]["properties"]["input"] = schemas.EMBEDDINGS_INPUT_SCHEMA
     components.setdefault("securitySchemes", {})["apiKey"] = {
@@ -82,5 +101,11 @@ def complete_openapi(app: Litestar) -> None:
                 text = {"text/plain": {"schema": {"type": "string"}}}
                 responses["200"] = {"description": "Prometheus text format", "content": text}
             operation["security"] = [{"apiKey": []}, {}]
+            if operation.get("operationId") in _JOB_OPERATIONS:
+                job = {"$ref": "#/components/schemas/JobOut"}
+                responses["202"] = {
+                    "description": "accepted as a background job: follow it at GET /jobs/{id}",
+                    "content": {"application/json": {"schema": job}},
+                }
             for status, description in ERROR_STATUSES.items():
                 responses[status] = {"description": description, "content": error}

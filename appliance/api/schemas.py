@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from appliance.config import MAX_BATCH_DOCUMENTS, MAX_TEXT_CHARS
+from appliance.ingest.deletion import MAX_DELETE_IDS
+from appliance.search.pagination import MAX_RESULT_WINDOW
 
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 CollectionName = Annotated[str, Meta(min_length=1, max_length=128, pattern=COLLECTION_NAME_PATTERN)]
@@ -19,6 +21,7 @@ PATTERN_DESCRIPTIONS = {
 DocumentId = Annotated[str, Meta(min_length=1, max_length=512)]
 Limit = Annotated[int, Meta(ge=1, le=1000)]
 QueryText = Annotated[str, Meta(min_length=1, max_length=10_000)]
+Offset = Annotated[int, Meta(ge=0, le=MAX_RESULT_WINDOW - 1)]
 
 
 class ErrorBody(msgspec.Struct):
@@ -86,6 +89,23 @@ class DeleteResult(msgspec.Struct):
     deleted: int
 
 
+class DocumentList(msgspec.Struct, kw_only=True):
+    """One page of a collection's documents, in a stable order (the order they were first
+    stored). `next_cursor` fetches the next page; null on the last one."""
+
+    documents: list[DocumentOut]
+    next_cursor: str | None
+
+
+class DeleteDocuments(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Exactly one of `filter` (a metadata filter, as in search; not empty) and `ids`."""
+
+    filter: Annotated[dict[str, Any], Meta(min_length=1)] | UnsetType = UNSET
+    ids: Annotated[list[DocumentId], Meta(min_length=1, max_length=MAX_DELETE_IDS)] | UnsetType = (
+        UNSET
+    )
+
+
 class SearchParamsIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ef: Annotated[int, Meta(ge=1, le=10_000)] | None = None
     nprobe: Annotated[int, Meta(ge=1, le=65_536)] | None = None
@@ -113,6 +133,11 @@ class SearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rerank_top_n: Annotated[int, Meta(ge=1, le=1000)] = 50
     # Include per-stage timings in the response.
     timings: bool = False
+    # Results to skip: page n (from 0) of size `limit` is offset = n * limit. A page is the
+    # same slice of one ranking as a single larger request; offset + limit <= 1000.
+    offset: Offset = 0
+    # Per hit, the best passage around the query's terms and where they match in it.
+    highlight: bool = False
 
 
 class DefaultSearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -123,6 +148,9 @@ class DefaultSearchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
     filters: dict[str, Any] | None = None
     # The same as `filters` (the collection route's name); give one of them, or both equal.
     filter: dict[str, Any] | None = None
+    # Results to skip (offset + limit <= 1000), as on the collection route.
+    offset: Offset = 0
+    highlight: bool = False
 
 
 class ChunkOut(msgspec.Struct, kw_only=True):
@@ -133,12 +161,24 @@ class ChunkOut(msgspec.Struct, kw_only=True):
     end: int
 
 
+class HighlightOut(msgspec.Struct, kw_only=True):
+    """The passage of the hit's text (its matching chunk) with the most query terms, and the
+    [start, end) character offsets of each matched term in `text`."""
+
+    text: str
+    spans: list[tuple[int, int]]
+    # Where the passage starts in the document's text.
+    start: int
+
+
 class SearchHitOut(msgspec.Struct, kw_only=True):
     id: str
     score: float
     text: str
     metadata: dict[str, Any]
     chunk: ChunkOut | None = None
+    # With "highlight": true only.
+    highlight: HighlightOut | UnsetType = UNSET
 
 
 class SearchResponse(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -181,9 +221,13 @@ class FeedbackRecorded(msgspec.Struct):
 
 
 class JobOut(msgspec.Struct, kw_only=True):
-    """A background ingest: state is queued, running, succeeded or failed."""
+    """A background ingest or bulk delete: state is queued, running, succeeded or failed.
+    A delete job counts in `done` the ids handled (by filter: documents deleted), in
+    `unchanged` the ids that were not there, and in `deleted` what it deleted."""
 
     id: str
+    # upsert | delete
+    kind: str
     collection: str
     state: str
     total: int
@@ -194,6 +238,7 @@ class JobOut(msgspec.Struct, kw_only=True):
     detail: str
     created_at: str
     updated_at: str
+    deleted: int = 0
 
 
 class JobList(msgspec.Struct):

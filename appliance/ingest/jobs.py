@@ -2,6 +2,8 @@
 
 Upserts are idempotent (unchanged texts are not re-embedded), and a job's progress is
 committed with each batch, so resuming from the recorded offset never loses or doubles work.
+Bulk deletes (by ids or by filter) run here too, batch by batch, as idempotently: their job
+ids start with `del-`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import defer
@@ -24,6 +27,13 @@ log = logging.getLogger(__name__)
 # A job as the runner records it (callers above the store name it by this).
 Job = JobRow
 FINISHED = ("succeeded", "failed")
+# A delete job's id starts with this (not hexadecimal, so no upsert job's id does).
+DELETE_JOB_PREFIX = "del-"
+
+
+def job_kind(job_id: str) -> str:
+    """upsert or delete."""
+    return "delete" if job_id.startswith(DELETE_JOB_PREFIX) else "upsert"
 
 
 class JobRunner:
@@ -61,6 +71,34 @@ class JobRunner:
             total=len(accepted),
             errors=errors,
             payload=[asdict(doc) for doc in accepted],
+        )
+        with self.db.write() as session:
+            session.add(job)
+        self._wake.set()
+        return job
+
+    def submit_delete(
+        self,
+        collection: str,
+        *,
+        filter: dict[str, Any] | None = None,
+        ids: Sequence[str] | None = None,
+        total: int = 0,
+    ) -> JobRow:
+        """A background delete of the given ids, or of what matches `filter` when it runs
+        (`total`: how many matched when it was submitted)."""
+        self.ingest.collections.get(collection)  # 404 now, not later in the job
+        spec: dict[str, Any] = {"op": "delete"}
+        if ids is not None:
+            spec["ids"], total = list(ids), len(ids)
+        else:
+            spec["filter"] = filter
+        job = JobRow(
+            id=DELETE_JOB_PREFIX + uuid.uuid4().hex[: 32 - len(DELETE_JOB_PREFIX)],
+            collection=collection,
+            total=total,
+            errors=[],
+            payload=[spec],
         )
         with self.db.write() as session:
             session.add(job)
@@ -126,6 +164,9 @@ class JobRunner:
                 log.info("resuming job %s at %d of %d documents", job.id, job.done, job.total)
             job.state = "running"
             collection, payload, done = job.collection, list(job.payload), job.done
+        if job_kind(job_id) == "delete":
+            self._run_delete(job_id, collection, payload[0] if payload else {}, done)
+            return
         try:
             while done < len(payload) and not self._stop.is_set():
                 chunk = [DocumentInput(**doc) for doc in payload[done : done + self.batch_size]]
@@ -138,6 +179,42 @@ class JobRunner:
                     job.embedded += outcome.embedded
                     job.unchanged += outcome.unchanged
             if done >= len(payload):
+                self._finish(job_id, "succeeded", "")
+        except ApplianceError as exc:
+            self._finish(job_id, "failed", exc.detail)
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            self._finish(job_id, "failed", f"{type(exc).__name__}: {exc}")
+
+    def _run_delete(self, job_id: str, collection: str, spec: dict[str, Any], done: int) -> None:
+        """Delete batch by batch, each through the one write path, recording progress:
+        `done` counts ids handled (or documents deleted, for a filter), `unchanged` the ids
+        that were not there."""
+        from appliance.ingest.deletion import delete_matching
+
+        try:
+            ids = spec.get("ids")
+            while not self._stop.is_set():
+                if ids is not None:
+                    chunk = ids[done : done + self.batch_size]
+                    if not chunk:
+                        break
+                    deleted = self.ingest.delete(collection, chunk)
+                    handled, missing = len(chunk), len(chunk) - deleted
+                else:
+                    handled = delete_matching(
+                        self.ingest, collection, spec["filter"], limit=self.batch_size
+                    )
+                    missing = 0
+                    if handled == 0:
+                        break
+                done += handled
+                with self.db.write() as session:
+                    job = session.get(JobRow, job_id)
+                    assert job is not None
+                    job.done = done
+                    job.unchanged += missing
+            if not self._stop.is_set():
                 self._finish(job_id, "succeeded", "")
         except ApplianceError as exc:
             self._finish(job_id, "failed", exc.detail)

@@ -1,17 +1,29 @@
 """Metadata filters in the Chroma/Mongo style, compiled to SQL over the metadata JSON.
 
 `{"lang": "en"}`, `{"year": {"$gte": 2020}}`, `{"$or": [{"lang": "en"}, {"lang": "de"}]}`.
-Operators: $eq $ne $gt $gte $lt $lte $in $nin $and $or. Keys are metadata fields; `a.b`
-reaches into nested objects. Values are bound parameters, never spliced into SQL.
+Operators: $eq $ne $gt $gte $lt $lte $in $nin $contains $all $exists $and $or. Keys are
+metadata fields; `a.b` reaches into nested objects. Values are bound parameters, never
+spliced into SQL.
+
+Lists, as MongoDB reads them: a comparison on a field that holds a list matches when any
+element satisfies it (`{"tags": "soup"}` matches `{"tags": ["soup", "stew"]}` as well as
+`{"tags": "soup"}`); $ne and $nin match when no element (and not the value itself) does.
+`$contains` (the list holds the value) and `$all` (the list holds every given value) match
+only lists. `$exists` is true for a field present with any value, null included.
+
+The SQL is built from a few JSON primitives over SQLite's json1 functions (`_value`, `_kind`,
+`_any_element`), gathered in one section below: another dialect (PostgreSQL JSONB) gives
+those the same meaning and the operators above need no change.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
+from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, select, true
 
 from appliance.errors import InvalidFilter
 from appliance.store.schema import DocumentRow
@@ -20,7 +32,8 @@ MAX_DEPTH = 8
 MAX_CONDITIONS = 256
 MAX_LIST_VALUES = 1_000
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}(\.[A-Za-z_][A-Za-z0-9_\-]{0,63}){0,7}$")
-_COMPARISONS = {"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin"}
+_ORDERED = {"$gt", "$gte", "$lt", "$lte"}
+_COMPARISONS = {"$eq", "$ne", "$in", "$nin", "$contains", "$all", "$exists", *_ORDERED}
 _LOGICAL = {"$and", "$or"}
 Scalar = str | int | float | bool | None
 
@@ -29,8 +42,8 @@ class _Budget:
     def __init__(self) -> None:
         self.conditions = 0
 
-    def spend(self) -> None:
-        self.conditions += 1
+    def spend(self, count: int = 1) -> None:
+        self.conditions += count
         if self.conditions > MAX_CONDITIONS:
             raise InvalidFilter(f"filter has more than {MAX_CONDITIONS} conditions; simplify it")
 
@@ -77,7 +90,7 @@ def _field(key: str, condition: Any, budget: _Budget) -> ColumnElement[bool]:
         )
     if not isinstance(condition, dict):
         budget.spend()
-        return _compare(key, "$eq", condition)
+        return _compare(key, "$eq", condition, budget)
     if not condition:
         raise InvalidFilter(f"filter on {key!r} is an empty object; give an operator like $eq")
     parts = []
@@ -89,37 +102,83 @@ def _field(key: str, condition: Any, budget: _Budget) -> ColumnElement[bool]:
                 f"{', '.join(sorted(_COMPARISONS))}"
             )
         budget.spend()
-        parts.append(_compare(key, operator, operand))
+        parts.append(_compare(key, operator, operand, budget))
     return and_(*parts) if len(parts) > 1 else parts[0]
 
 
-def _path(key: str) -> str:
-    return "$" + "".join(f'."{part}"' for part in key.split("."))
-
-
-def _compare(key: str, operator: str, operand: Any) -> ColumnElement[bool]:
+def _compare(key: str, operator: str, operand: Any, budget: _Budget) -> ColumnElement[bool]:
     path = _path(key)
-    value = func.json_extract(DocumentRow.meta, path)
-    kind = func.json_type(DocumentRow.meta, path)
-    if operator in ("$in", "$nin"):
-        if not isinstance(operand, list):
-            raise InvalidFilter(f"{operator} on {key!r} takes a list of values")
-        if len(operand) > MAX_LIST_VALUES:
-            raise InvalidFilter(f"{operator} on {key!r} has more than {MAX_LIST_VALUES} values")
-        if not operand:
+    if operator == "$exists":
+        if not isinstance(operand, bool):
+            raise InvalidFilter(f"$exists on {key!r} takes true or false, got {_show(operand)}")
+        present = _kind(path).is_not(None)
+        return present if operand else not_(present)
+    if operator in ("$in", "$nin", "$all"):
+        values = _values(key, operator, operand)
+        if operator == "$all":
+            if not values:
+                raise InvalidFilter(f"$all on {key!r} needs at least one value")
+            budget.spend(len(values) - 1)
+            return and_(*(_holds(path, [value]) for value in values))
+        if not values:
             return false() if operator == "$in" else true()
-        matches = or_(*(_equals(value, kind, _scalar(key, operator, item)) for item in operand))
+        matches = _equals_any(path, values)
         # Like Mongo, $nin also matches documents that lack the field.
         return matches if operator == "$in" else not_(matches)
     scalar = _scalar(key, operator, operand)
     if operator == "$eq":
-        return _equals(value, kind, scalar)
+        return _equals_any(path, [scalar])
     if operator == "$ne":
-        return not_(_equals(value, kind, scalar))
+        return not_(_equals_any(path, [scalar]))
+    if operator == "$contains":
+        return _holds(path, [scalar])
     if scalar is None or isinstance(scalar, bool):
         raise InvalidFilter(f"{operator} on {key!r} needs a number or a string")
     # Order only within a type: a number never compares with a string.
-    same_type = kind.in_(("integer", "real")) if not isinstance(scalar, str) else kind == "text"
+    return _either(
+        _ordered(_value(path), _kind(path), operator, scalar),
+        _any_element(path, lambda value, kind: _ordered(value, kind, operator, scalar)),
+    )
+
+
+def _equals_any(path: str, values: Sequence[Scalar]) -> ColumnElement[bool]:
+    """The field equals one of `values`, or is a list with an element that does."""
+    return _either(
+        _one_of(_value(path), _kind(path), values),
+        _any_element(path, lambda value, kind: _one_of(value, kind, values)),
+    )
+
+
+def _holds(path: str, values: Sequence[Scalar]) -> ColumnElement[bool]:
+    """The field is a list with an element equal to one of `values`."""
+    return func.coalesce(
+        _any_element(path, lambda value, kind: _one_of(value, kind, values)), false()
+    )
+
+
+def _either(scalar: ColumnElement[bool], element: ColumnElement[bool]) -> ColumnElement[bool]:
+    # A missing field gives NULL, and NULL = x is NULL: coalesce so negation stays correct.
+    return func.coalesce(or_(scalar, element), false())
+
+
+def _one_of(value: Any, kind: Any, values: Sequence[Scalar]) -> ColumnElement[bool]:
+    """`value` (of JSON type `kind`) equals one of `values`, type for type: 1 is not true and
+    not "1". One IN list per type, so a long $in stays one condition."""
+    strings = [v for v in values if isinstance(v, str)]
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    kinds = {_JSON_KIND[v] for v in values if v is None or isinstance(v, bool)}
+    parts = []
+    if strings:
+        parts.append(and_(kind == "text", value.in_(strings)))
+    if numbers:
+        parts.append(and_(kind.in_(("integer", "real")), value.in_(numbers)))
+    if kinds:
+        parts.append(kind.in_(sorted(kinds)))
+    return or_(*parts) if len(parts) > 1 else parts[0]
+
+
+def _ordered(value: Any, kind: Any, operator: str, scalar: str | int | float) -> Any:
+    same_type = kind == "text" if isinstance(scalar, str) else kind.in_(("integer", "real"))
     ordered = {
         "$gt": value > scalar,
         "$gte": value >= scalar,
@@ -129,16 +188,45 @@ def _compare(key: str, operator: str, operand: Any) -> ColumnElement[bool]:
     return and_(same_type, ordered)
 
 
-def _equals(value: Any, kind: Any, scalar: Scalar) -> ColumnElement[bool]:
-    if scalar is None:
-        matched = kind == "null"
-    elif isinstance(scalar, bool):
-        matched = kind == ("true" if scalar else "false")
-    else:
-        same_type = kind == "text" if isinstance(scalar, str) else kind.in_(("integer", "real"))
-        matched = and_(same_type, value == scalar)
-    # A missing field gives NULL, and NULL = x is NULL: coalesce so negation stays correct.
-    return func.coalesce(matched, false())
+# -- JSON primitives (SQLite json1) ------------------------------------------------------------
+# The only dialect-specific part: what a path's value and JSON type are, and whether a list at
+# a path has an element satisfying a condition on (element value, element JSON type).
+_JSON_KIND = {None: "null", True: "true", False: "false"}
+
+
+def _path(key: str) -> str:
+    return "$" + "".join(f'."{part}"' for part in key.split("."))
+
+
+def _value(path: str) -> Any:
+    return func.json_extract(DocumentRow.meta, path)
+
+
+def _kind(path: str) -> Any:
+    """'null' 'true' 'false' 'integer' 'real' 'text' 'array' 'object', or NULL if absent."""
+    return func.json_type(DocumentRow.meta, path)
+
+
+def _any_element(path: str, condition: Callable[[Any, Any], Any]) -> ColumnElement[bool]:
+    # The type test first: json_each over a scalar yields the scalar itself, and a field that
+    # is no list never pays for the subquery.
+    elements = func.json_each(DocumentRow.meta, path).table_valued("value", "type")
+    return and_(
+        _kind(path) == "array",
+        select(literal(1))
+        .select_from(elements)
+        .where(condition(elements.c.value, elements.c.type))
+        .exists(),
+    )
+
+
+# -- operands ---------------------------------------------------------------------------------
+def _values(key: str, operator: str, operand: Any) -> list[Scalar]:
+    if not isinstance(operand, list):
+        raise InvalidFilter(f"{operator} on {key!r} takes a list of values")
+    if len(operand) > MAX_LIST_VALUES:
+        raise InvalidFilter(f"{operator} on {key!r} has more than {MAX_LIST_VALUES} values")
+    return [_scalar(key, operator, item) for item in operand]
 
 
 def _scalar(key: str, operator: str, operand: Any) -> Scalar:

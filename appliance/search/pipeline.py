@@ -21,6 +21,8 @@ from appliance.search.admission import Admission
 from appliance.search.cache import RecentQueries, ResultCache, ServedQuery, result_key
 from appliance.search.filters import compile_filter
 from appliance.search.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion, weighted_fusion
+from appliance.search.highlight import Highlight, with_highlights
+from appliance.search.pagination import result_window
 from appliance.search.preprocess import normalize_query
 from appliance.search.rerank import Reranker
 from appliance.store import documents as document_store
@@ -63,6 +65,9 @@ class SearchOptions:
     rerank_top_n: int = 50
     # BM25 weight of a document's title field against its text; None: the collection's.
     title_weight: float | None = None
+    # Results skipped (search/pagination.py), and snippets per hit (search/highlight.py).
+    offset: int = 0
+    highlight: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class SearchHit:
     text: str
     metadata: dict[str, Any]
     chunk: ChunkRef | None = None
+    highlight: Highlight | None = None
 
 
 @dataclass
@@ -183,7 +189,10 @@ class SearchService:
                     cached=True,
                 ),
             )
-        wanted = max(options.limit, options.rerank_top_n if reranker else 0)
+        # A page is cut from the ranking of offset + limit results, retrieved as one request
+        # for that many would be (search/pagination.py).
+        window = options.offset + options.limit
+        wanted = max(window, options.rerank_top_n if reranker else 0)
         if mode == "hybrid":
             wanted = max(wanted, options.candidates)
 
@@ -217,7 +226,9 @@ class SearchService:
         if reranker is not None:
             ranked = self._rerank(reranker, text, ranked, options.rerank_top_n)
             lap("rerank")
-        results = self._format(ranked[: options.limit])
+        results = self._format(ranked[options.offset : window])
+        if options.highlight:
+            results = with_highlights(results, text)
         lap("format")
         outcome = SearchOutcome(
             model_id=active.model_id,
@@ -258,6 +269,7 @@ class SearchService:
         self, collection: str, query: str, options: SearchOptions, live: LiveCollection
     ) -> _Request:
         where = compile_filter(options.filter)
+        result_window(options.offset, options.limit)
         text = normalize_query(query, self.max_query_chars)
         mode = options.mode or live.config.options.get("mode", DEFAULT_MODE)
         if mode not in MODES:

@@ -445,3 +445,69 @@ def _as_arrays(ids: list[int], blobs: list[bytes], dimension: int) -> tuple[np.n
         return id_array, np.empty((0, dimension), dtype=np.float32)
     vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dimension)
     return id_array, vectors.copy()
+
+
+@dataclass(frozen=True)
+class ListedDocument:
+    """A document as a listing shows it, with the row id that orders the listing."""
+
+    id: int
+    external_id: str
+    text: str
+    meta: dict[str, Any]
+    content_hash: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def documents_after(
+    session: Session,
+    collection_id: int,
+    after_id: int,
+    limit: int,
+    where: ColumnElement[bool] | None = None,
+) -> list[ListedDocument]:
+    """Up to `limit` documents with a row id above `after_id`, in row id order (a stable
+    order: an update keeps the row), only those matching `where` when given."""
+    statement = (
+        select(
+            DocumentRow.id,
+            DocumentRow.external_id,
+            DocumentRow.text,
+            DocumentRow.meta,
+            DocumentRow.content_hash,
+            DocumentRow.created_at,
+            DocumentRow.updated_at,
+        )
+        .where(DocumentRow.collection_id == collection_id, DocumentRow.id > after_id)
+        .order_by(DocumentRow.id)
+        .limit(limit)
+    )
+    if where is not None:
+        statement = statement.where(where)
+    return [ListedDocument(*row) for row in session.execute(statement)]
+
+
+def matching_external_ids(
+    session: Session, collection_id: int, where: ColumnElement[bool], limit: int | None = None
+) -> list[str]:
+    """External ids of the collection's documents matching a compiled filter, in row order."""
+    statement = (
+        select(DocumentRow.external_id)
+        .where(DocumentRow.collection_id == collection_id, where)
+        .order_by(DocumentRow.id)
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.scalars(statement))
+
+
+def count_matching(session: Session, collection_id: int, where: ColumnElement[bool]) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(DocumentRow)
+            .where(DocumentRow.collection_id == collection_id, where)
+        )
+        or 0
+    )

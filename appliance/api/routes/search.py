@@ -9,6 +9,7 @@ import anyio.to_thread
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
+from msgspec import UNSET
 
 from appliance.api.auth import requires_scope
 from appliance.api.metrics import (
@@ -22,6 +23,7 @@ from appliance.api.schemas import (
     DefaultSearchRequest,
     FeedbackIn,
     FeedbackRecorded,
+    HighlightOut,
     SearchHitOut,
     SearchRequest,
     SearchResponse,
@@ -60,6 +62,11 @@ async def run_search(
                 chunk=ChunkOut(index=hit.chunk.index, start=hit.chunk.start, end=hit.chunk.end)
                 if hit.chunk
                 else None,
+                highlight=HighlightOut(
+                    text=hit.highlight.text, spans=hit.highlight.spans, start=hit.highlight.start
+                )
+                if hit.highlight
+                else UNSET,
             )
             for hit in outcome.results
         ],
@@ -109,6 +116,8 @@ class SearchController(Controller):
             candidates=data.candidates,
             rerank=data.rerank,
             rerank_top_n=data.rerank_top_n,
+            offset=data.offset,
+            highlight=data.highlight,
         )
         return await run_search(appliance, name, data.query, options, data.timings)
 
@@ -116,7 +125,12 @@ class SearchController(Controller):
     async def search_default(
         self, data: JSONBody[DefaultSearchRequest], appliance: NamedDependency[Appliance]
     ) -> SearchResponse:
-        options = SearchOptions(limit=data.limit, filter=one_filter(data.filter, data.filters))
+        options = SearchOptions(
+            limit=data.limit,
+            filter=one_filter(data.filter, data.filters),
+            offset=data.offset,
+            highlight=data.highlight,
+        )
         return await run_search(
             appliance, appliance.settings.default_collection, data.query, options, False
         )
