@@ -570,7 +570,7 @@ def migrate(ctx: click.Context, check: bool, data_dir: str | None) -> None:
     from appliance.store.migration import MIGRATIONS
 
     settings = _settings(ctx, data_dir=data_dir)
-    path = settings.database_path
+    path = settings.database_location
     try:
         status = MIGRATIONS.status(path)
         if check:
@@ -610,7 +610,7 @@ def _key_database(ctx: click.Context, data_dir: str | None) -> Any:
     from appliance.store.database import Database
 
     try:
-        return Database(_settings(ctx, data_dir=data_dir).database_path)
+        return Database(_settings(ctx, data_dir=data_dir).database_location)
     except ApplianceError as exc:  # e.g. a data dir of a newer release
         _fail(exc)
 
@@ -826,7 +826,7 @@ def jobs_show(ctx: click.Context, job_id: str, follow: bool, data_dir: str | Non
     from appliance.store.schema import JobRow
 
     settings = _settings(ctx, data_dir=data_dir)
-    db = Database(settings.database_path)
+    db = Database(settings.database_location)
 
     def read() -> JobRow:
         with db.read() as session:

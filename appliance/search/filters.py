@@ -2,7 +2,8 @@
 
 `{"lang": "en"}`, `{"year": {"$gte": 2020}}`, `{"$or": [{"lang": "en"}, {"lang": "de"}]}`.
 Operators: $eq $ne $gt $gte $lt $lte $in $nin $and $or. Keys are metadata fields; `a.b`
-reaches into nested objects. Values are bound parameters, never spliced into SQL.
+reaches into nested objects. Values are bound parameters, never spliced into SQL. The same
+filter runs on a SQLite or a PostgreSQL store (the store's metadata_sql spells it).
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import difflib
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, not_, or_, true
+from sqlalchemy import ColumnElement, and_, false, not_, or_, true
 
 from appliance.errors import InvalidFilter
-from appliance.store.schema import DocumentRow
+from appliance.store.metadata_sql import metadata_equals, metadata_ordered
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 256
@@ -93,14 +94,10 @@ def _field(key: str, condition: Any, budget: _Budget) -> ColumnElement[bool]:
     return and_(*parts) if len(parts) > 1 else parts[0]
 
 
-def _path(key: str) -> str:
-    return "$" + "".join(f'."{part}"' for part in key.split("."))
-
-
 def _compare(key: str, operator: str, operand: Any) -> ColumnElement[bool]:
-    path = _path(key)
-    value = func.json_extract(DocumentRow.meta, path)
-    kind = func.json_type(DocumentRow.meta, path)
+    # The SQL of each condition is the store's (store/metadata_sql.py): SQLite's JSON
+    # functions or PostgreSQL's JSONB operators, chosen when the statement is compiled.
+    path = tuple(key.split("."))
     if operator in ("$in", "$nin"):
         if not isinstance(operand, list):
             raise InvalidFilter(f"{operator} on {key!r} takes a list of values")
@@ -108,37 +105,18 @@ def _compare(key: str, operator: str, operand: Any) -> ColumnElement[bool]:
             raise InvalidFilter(f"{operator} on {key!r} has more than {MAX_LIST_VALUES} values")
         if not operand:
             return false() if operator == "$in" else true()
-        matches = or_(*(_equals(value, kind, _scalar(key, operator, item)) for item in operand))
+        matches = or_(*(metadata_equals(path, _scalar(key, operator, item)) for item in operand))
         # Like Mongo, $nin also matches documents that lack the field.
         return matches if operator == "$in" else not_(matches)
     scalar = _scalar(key, operator, operand)
     if operator == "$eq":
-        return _equals(value, kind, scalar)
+        return metadata_equals(path, scalar)
     if operator == "$ne":
-        return not_(_equals(value, kind, scalar))
+        return not_(metadata_equals(path, scalar))
     if scalar is None or isinstance(scalar, bool):
         raise InvalidFilter(f"{operator} on {key!r} needs a number or a string")
     # Order only within a type: a number never compares with a string.
-    same_type = kind.in_(("integer", "real")) if not isinstance(scalar, str) else kind == "text"
-    ordered = {
-        "$gt": value > scalar,
-        "$gte": value >= scalar,
-        "$lt": value < scalar,
-        "$lte": value <= scalar,
-    }[operator]
-    return and_(same_type, ordered)
-
-
-def _equals(value: Any, kind: Any, scalar: Scalar) -> ColumnElement[bool]:
-    if scalar is None:
-        matched = kind == "null"
-    elif isinstance(scalar, bool):
-        matched = kind == ("true" if scalar else "false")
-    else:
-        same_type = kind == "text" if isinstance(scalar, str) else kind.in_(("integer", "real"))
-        matched = and_(same_type, value == scalar)
-    # A missing field gives NULL, and NULL = x is NULL: coalesce so negation stays correct.
-    return func.coalesce(matched, false())
+    return metadata_ordered(path, operator, scalar)
 
 
 def _scalar(key: str, operator: str, operand: Any) -> Scalar:

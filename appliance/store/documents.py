@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from appliance.store.dialect import session_dialect
 from appliance.store.schema import CollectionRow, DocumentRow, VectorRow, utcnow
 
-# SQLite allows 32,766 bound parameters; stay well under it.
+# SQLite allows 32,766 bound parameters, PostgreSQL 65,535; stay well under both.
 _CHUNK = 10_000
 
 
@@ -396,6 +397,23 @@ def max_vector_id(session: Session, collection_id: int, model_id: str) -> int:
         )
     )
     return int(found or 0)
+
+
+def issued_vector_id(session: Session) -> int:
+    """The highest vector id the store ever issued, in any collection (0 if none): ids are
+    never reused (SQLite AUTOINCREMENT, a PostgreSQL sequence), so no index may hold more."""
+    if session_dialect(session) == "postgresql":
+        issued = session.execute(
+            text(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM "
+                "vectors_id_seq"
+            )
+        ).scalar()
+    else:
+        issued = session.execute(
+            text("SELECT seq FROM sqlite_sequence WHERE name = 'vectors'")
+        ).scalar()
+    return int(issued or 0)
 
 
 def load_vectors(
