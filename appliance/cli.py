@@ -526,10 +526,12 @@ def verify(ctx: click.Context, data_dir: str | None) -> None:
 @click.pass_context
 def backup(ctx: click.Context, dest: Path, data_dir: str | None) -> None:
     """Back up the data dir into DEST (new or empty); safe while a server runs on it."""
-    from appliance.backup import create_backup
+    from appliance.backup import create_backup, refuse_postgres_store
 
     try:
-        report = create_backup(_settings(ctx, data_dir=data_dir).data_path, dest)
+        settings = _settings(ctx, data_dir=data_dir)
+        refuse_postgres_store(settings.database_url)
+        report = create_backup(settings.data_path, dest)
     except ApplianceError as exc:
         _fail(exc)
     click.echo(f"backup written to {dest}: {len(report.files)} files, {report.bytes} bytes")
@@ -544,10 +546,11 @@ def restore(ctx: click.Context, src: Path, data_dir: str | None) -> None:
 
     Every checksum is verified before anything is replaced; on a mismatch nothing changes.
     Exits 2 if the backup is refused or another process holds the data dir."""
-    from appliance.backup import restore_backup
+    from appliance.backup import refuse_postgres_store, restore_backup
 
     settings = _settings(ctx, data_dir=data_dir)
     try:
+        refuse_postgres_store(settings.database_url)
         report = restore_backup(src, settings.data_path)
     except ApplianceError as exc:
         _fail(exc)
@@ -567,6 +570,7 @@ def migrate(ctx: click.Context, check: bool, data_dir: str | None) -> None:
     With --check nothing is changed: exits 0 when up to date, 1 when an upgrade is pending,
     2 when a newer release wrote the data dir."""
     from appliance.datadir_lock import hold_data_dir
+    from appliance.store.dialect import describe
     from appliance.store.migration import MIGRATIONS
 
     settings = _settings(ctx, data_dir=data_dir)
@@ -578,7 +582,7 @@ def migrate(ctx: click.Context, check: bool, data_dir: str | None) -> None:
             click.echo(f"head:    {status.head}")
             if status.state == "newer":
                 click.echo(
-                    f"error: {path} is at revision {status.current}, newer than this "
+                    f"error: {describe(path)} is at revision {status.current}, newer than this "
                     f"release's {status.head}",
                     err=True,
                 )

@@ -54,7 +54,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def store_dialect(request: pytest.FixtureRequest) -> str:
-    """"sqlite", or "postgres" in a POSTGRES_MODULES test's second run."""
+    """ "sqlite", or "postgres" in a POSTGRES_MODULES test's second run."""
     return str(getattr(request, "param", "sqlite"))
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from appliance.store.dialect import StoreLocation, postgres_engine, sqlite_path, store_url
 from appliance.store.migration import MIGRATIONS, Migrations
 
+
 def _sqlite_engine(path: Path, begin: str) -> Engine:
     engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
 
@@ -80,7 +81,9 @@ class Database:
 
     @property
     def location(self) -> StoreLocation:
-        return self.path if self.path is not None else self.url.render_as_string(hide_password=False)
+        return (
+            self.path if self.path is not None else self.url.render_as_string(hide_password=False)
+        )
 
     def data_version(self) -> int:
         """A number that changes whenever any connection, in this process or another, may

@@ -43,7 +43,7 @@ def store_url(location: StoreLocation) -> URL:
 
 
 def dialect_of(location: StoreLocation) -> str:
-    """"sqlite" or "postgresql"."""
+    """ "sqlite" or "postgresql"."""
     return store_url(location).get_backend_name()
 
 
@@ -64,7 +64,7 @@ def describe(location: StoreLocation) -> str:
 
 
 def session_dialect(session: Session) -> str:
-    """"sqlite" or "postgresql": the dialect a session's unit of work runs on."""
+    """ "sqlite" or "postgresql": the dialect a session's unit of work runs on."""
     return session.get_bind().dialect.name
 
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from appliance.store.dialect import session_dialect
@@ -404,14 +405,11 @@ def issued_vector_id(session: Session) -> int:
     never reused (SQLite AUTOINCREMENT, a PostgreSQL sequence), so no index may hold more."""
     if session_dialect(session) == "postgresql":
         issued = session.execute(
-            text(
-                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM "
-                "vectors_id_seq"
-            )
+            sql_text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM vectors_id_seq")
         ).scalar()
     else:
         issued = session.execute(
-            text("SELECT seq FROM sqlite_sequence WHERE name = 'vectors'")
+            sql_text("SELECT seq FROM sqlite_sequence WHERE name = 'vectors'")
         ).scalar()
     return int(issued or 0)
 

@@ -10,7 +10,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from appliance.store.dialect import insert_for
-
 from appliance.store.schema import CollectionRow, QueryLogRow
 
 
