@@ -233,3 +233,65 @@ def test_a_failed_upgrade_changes_nothing(database: Database, location: StoreLoc
         assert len(key_store.list_keys(session)) == 1
         tables = set(inspect(session.connection()).get_table_names())
     assert "half_done" not in tables
+
+
+def test_revision_0002_upgrades_a_store_with_rows(location: StoreLocation) -> None:
+    """0001 -> 0002 over real rows: each version's dimension backfilled from its vectors."""
+    from alembic import command
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from appliance.store.dialect import store_url
+
+    engine = create_engine(store_url(location), poolclass=NullPool)
+    with engine.begin() as connection:
+        command.upgrade(MIGRATIONS.config(connection), "0001")
+        connection.execute(
+            text(
+                "INSERT INTO collections (id, name, index_backend, index_spec, index_options, "
+                "model_id, generation, created_at) VALUES (1, 'c', 'faiss', 'Flat', '{}', 'm', 1, "
+                "CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO documents (id, collection_id, external_id, text, metadata, "
+                "content_hash, created_at, updated_at) VALUES (1, 1, 'a', 'x', '{}', 'h', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO vectors (document_id, collection_id, model_id, chunk_index, "
+                "char_start, char_end, vector) VALUES (1, 1, 'm', 0, 0, 1, :vector)"
+            ),
+            {"vector": b"\0" * 12},
+        )
+    engine.dispose()
+    assert MIGRATIONS.status(location).state == "pending"
+    db = Database(location)
+    try:
+        with db.read() as session:
+            rows = session.execute(
+                text("SELECT model_id, state, dimension FROM embedding_versions")
+            ).all()
+    finally:
+        db.close()
+    assert [tuple(row) for row in rows] == [("m", "ready", 3)]
+
+
+def test_a_nul_character_is_refused_clearly_on_postgresql(
+    database: Database, collection_id: int
+) -> None:
+    import numpy as np
+
+    from appliance.errors import InvalidRequest
+
+    doc = document_store.NewDocument("z", "a\x00b", {"k": "v"}, "h")
+    embedded = {"z": document_store.EmbeddedText([(0, 3)], np.zeros((1, 2), np.float32))}
+    if database.dialect == "sqlite":
+        with database.write() as session:
+            document_store.upsert_documents(session, collection_id, "m", [doc], embedded)
+        return
+    with pytest.raises(InvalidRequest, match="NUL"), database.write() as session:
+        document_store.upsert_documents(session, collection_id, "m", [doc], embedded)
