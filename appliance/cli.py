@@ -968,5 +968,74 @@ def eval_command(
         click.echo(f"{key:>15}: {value}")
 
 
+def _store_argument(value: str) -> tuple[Path | None, Path | str]:
+    """(the data dir, or None for a URL; where the store is) of --from / --to."""
+    if "://" in value:
+        return None, value
+    return Path(value), Settings(data_dir=value).database_path
+
+
+@main.command("migrate-store")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="DATA_DIR|URL",
+    help="The store to copy: a data dir (its SQLite file) or a database URL.",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="DATA_DIR|URL",
+    help="An empty store to copy into: a data dir or a postgresql+psycopg:// URL.",
+)
+@click.option(
+    "--data-dir",
+    "index_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The data dir whose indexes `verify` compares with the target afterwards (default: "
+    "the data dir of --to, else of --from).",
+)
+@click.pass_context
+def migrate_store(ctx: click.Context, source: str, target: str, index_dir: str | None) -> None:
+    """Copy a whole store into an empty one (SQLite to PostgreSQL or back), then verify it.
+
+    Every row keeps its id and vectors are copied as stored, never re-embedded, so the data
+    dir's indexes stay exact over the new store. Refused while a server holds a data dir
+    involved; stop the servers on a PostgreSQL source first. Exits 1 when verify finds a
+    difference, 2 when the copy is refused."""
+    from contextlib import ExitStack
+
+    from appliance.datadir_lock import hold_data_dir
+    from appliance.store.transfer import copy_store
+    from appliance.verify import verify as verify_store
+
+    source_dir, source_store = _store_argument(source)
+    target_dir, target_store = _store_argument(target)
+    try:
+        with ExitStack() as held:
+            for data_dir in {d for d in (source_dir, target_dir) if d is not None}:
+                data_dir.mkdir(parents=True, exist_ok=True)
+                held.enter_context(hold_data_dir(data_dir, "`appliance migrate-store`"))
+            report = copy_store(source_store, target_store)
+    except ApplianceError as exc:
+        _fail(exc)
+    for line in report.lines():
+        click.echo(line)
+    verify_dir = index_dir or target_dir or source_dir
+    overrides: dict[str, Any] = {
+        "database_url": target_store if target_dir is None else "",
+    }
+    if verify_dir is not None:
+        overrides["data_dir"] = str(verify_dir)
+    checked = verify_store(_settings(ctx, **overrides))
+    for line in checked.lines():
+        click.echo(line)
+    if not checked.ok:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()
