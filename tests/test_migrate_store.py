@@ -126,3 +126,14 @@ def test_a_store_moves_to_postgresql_and_back_unchanged(
         assert _search(on_sqlite) == before_search
     finally:
         on_sqlite.db.close()
+
+
+def test_backup_and_restore_refuse_a_postgresql_store(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPLIANCE_DATABASE_URL", postgres_url)
+    runner = CliRunner()
+    data = str(tmp_path / "data")
+    for verb in ("backup", "restore"):
+        result = runner.invoke(main, [verb, str(tmp_path / "copy"), "--data-dir", data])
+        assert result.exit_code == 2 and "pg_dump" in result.stderr, result.output
