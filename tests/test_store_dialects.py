@@ -295,3 +295,22 @@ def test_a_nul_character_is_refused_clearly_on_postgresql(
         return
     with pytest.raises(InvalidRequest, match="NUL"), database.write() as session:
         document_store.upsert_documents(session, collection_id, "m", [doc], embedded)
+
+
+def test_the_store_is_chosen_by_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.config import load_settings
+    from appliance.errors import InvalidConfig
+    from appliance.store.dialect import describe, dialect_of
+
+    monkeypatch.delenv("APPLIANCE_DATABASE_URL", raising=False)
+    settings = load_settings(Path("/nonexistent.toml"), data_dir=str(tmp_path))
+    assert settings.database_location == tmp_path / "appliance.sqlite3"
+    assert dialect_of(settings.database_location) == "sqlite"
+    monkeypatch.setenv("APPLIANCE_DATABASE_URL", "postgresql://app:secret@db:5432/appliance")
+    settings = load_settings(Path("/nonexistent.toml"), data_dir=str(tmp_path))
+    assert dialect_of(settings.database_location) == "postgresql"
+    assert describe(settings.database_location) == "postgresql+psycopg://app:***@db:5432/appliance"
+    with pytest.raises(InvalidConfig, match="SQLite or PostgreSQL"):
+        Database("mysql://db/appliance")
