@@ -19,7 +19,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
 	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
-.PHONY: run test test-milvus test-cluster bench-replicas e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
+.PHONY: run test test-milvus test-postgres test-cluster bench-replicas e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
 	typecheck check clean lock bundle bundle-test base-image image image-test
 
 $(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
@@ -33,7 +33,15 @@ run: $(STAMP)
 	$(BIN)/appliance serve
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not quality and not e2e and not milvus and not cluster" -q
+	$(BIN)/python -m pytest -m "not slow and not quality and not e2e and not milvus and not postgres and not cluster" -q
+
+# The store on PostgreSQL: the store, filter, search, job, key and change-detection tests again
+# on a throwaway cluster (initdb in a temp dir, a free loopback port, an unprivileged user;
+# tests/postgres_fixtures.py), then the crash test (SIGKILLs during ingest) on it. Needs the
+# PostgreSQL server binaries (initdb, pg_ctl); .ci/run installs them when missing.
+test-postgres: $(STAMP)
+	$(BIN)/python -m pytest -m "postgres and not slow" -q
+	CRASH_KILLS=$${CRASH_KILLS:-10} $(BIN)/python -m pytest tests/reliability/test_crash.py -m postgres -q -s
 
 # The web console in headless Chromium (Debian's `chromium`, driven by Playwright) against a
 # real `appliance serve`; about a minute. console-screenshots also saves docs/console/*.png.
@@ -109,7 +117,7 @@ bench-peers: $(STAMP) $(PEERS_STAMP)
 
 # Crash safety (>= 20 SIGKILLs), schemathesis (>= 1,000 cases), then the loopback load test.
 test-reliability: $(STAMP)
-	$(BIN)/python -m pytest tests/reliability tests/test_hostile_input.py -m slow -q -s
+	$(BIN)/python -m pytest tests/reliability tests/test_hostile_input.py -m "slow and not postgres" -q -s
 	$(BIN)/python benchmarks/loadtest.py
 
 lint: $(STAMP)

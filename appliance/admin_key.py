@@ -50,7 +50,7 @@ def _write_private(path: Path, key: str) -> None:
 def ensure_admin_key(settings: Settings, is_public: bool) -> Path | None:
     """Make sure the store holds the operator's key, or on a first start beyond loopback a
     generated one. Returns the file that holds the key when one was added, else None."""
-    db = Database(settings.database_path)
+    db = Database(settings.database_location)
     try:
         if settings.admin_key_file:
             path = Path(settings.admin_key_file)

@@ -48,6 +48,16 @@ class BackupReport:
     bytes: int
 
 
+def refuse_postgres_store(database_url: str) -> None:
+    """Backups here copy a SQLite store; a PostgreSQL store is backed up by PostgreSQL."""
+    if database_url:
+        raise BackupError(
+            "the store is in PostgreSQL (database_url): back it up with pg_dump and restore it "
+            "with pg_restore; the data dir holds only derived indexes, rebuilt from the store "
+            "at start"
+        )
+
+
 def _overlap(a: Path, b: Path) -> bool:
     a, b = a.resolve(), b.resolve()
     return a == b or a.is_relative_to(b) or b.is_relative_to(a)

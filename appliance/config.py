@@ -31,6 +31,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: str = "var"
+    # The store (APPLIANCE_DATABASE_URL): "" = the SQLite file in the data dir; or PostgreSQL,
+    # `postgresql+psycopg://user:password@host:5432/db`, holding collections, documents,
+    # vectors, keys, jobs, feedback and the query log. Indexes and snapshots stay in the
+    # data dir either way: they are derived, caught up from the store.
+    database_url: str = ""
     # A name from the model registry (appliance/models/registry.json) or a path to a local
     # sentence-transformers directory.
     model: str = "all-MiniLM-L6-v2"
@@ -174,6 +179,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     @property
     def database_path(self) -> Path:
         return self.data_path / "appliance.sqlite3"
+
+    @property
+    def database_location(self) -> Path | str:
+        """Where the store is: the database URL when one is set, else the SQLite file."""
+        return self.database_url or self.database_path
 
     @property
     def milvus_address(self) -> str:

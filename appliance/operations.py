@@ -5,17 +5,20 @@ calls these; it never opens the store or takes a lock itself."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from appliance.config import Settings
 from appliance.datadir_lock import hold_data_dir
 from appliance.errors import JobNotFound
 from appliance.store import keys as key_store
 from appliance.store.database import Database
+from appliance.store.dialect import describe
 from appliance.store.migration import MIGRATIONS, SchemaStatus, Upgrade
 from appliance.store.schema import JobRow
+from appliance.store.transfer import TransferReport, copy_store
 
 # A background job as recorded (the API's `GET /jobs/{id}` reads the same row).
 Job = JobRow
@@ -48,7 +51,7 @@ class DataDirService:
     def _database(self) -> Database:
         if self._db is None:
             # A data dir of a newer release raises SchemaTooNew here.
-            self._db = Database(self.settings.database_path)
+            self._db = Database(self.settings.database_location)
         return self._db
 
     def close(self) -> None:
@@ -98,14 +101,14 @@ def _key_info(row: key_store.ApiKeyRow) -> KeyInfo:
 
 def schema_status(settings: Settings) -> SchemaStatus:
     """The data dir's schema revision beside this release's; changes nothing."""
-    return MIGRATIONS.status(settings.database_path)
+    return MIGRATIONS.status(settings.database_location)
 
 
 def upgrade_schema(settings: Settings) -> Upgrade:
     """Upgrade the data dir's schema to this release's, after a backup of its database;
     refused (DataDirBusy) while a server or a restore holds the data dir."""
     with hold_data_dir(settings.data_path, "`appliance migrate`"):
-        return MIGRATIONS.upgrade(settings.database_path)
+        return MIGRATIONS.upgrade(settings.database_location)
 
 
 @contextmanager
@@ -114,3 +117,28 @@ def serving_data_dir(settings: Settings) -> Iterator[None]:
     on it is refused (DataDirBusy) until the block ends."""
     with hold_data_dir(settings.data_path, "`appliance serve`"):
         yield
+
+
+def store_description(settings: Settings) -> str:
+    """Where the store is, for messages (a file path, or a URL without its password)."""
+    return describe(settings.database_location)
+
+
+def store_location(value: str) -> tuple[Path | None, Path | str]:
+    """(the data dir, or None for a URL; where the store is) of a `migrate-store` end."""
+    if "://" in value:
+        return None, value
+    return Path(value), Settings(data_dir=value).database_path
+
+
+def migrate_store(source: str, target: str) -> TransferReport:
+    """Copy the store at `source` (a data dir or a database URL) into the empty one at
+    `target`, every row with its id and every vector as stored (never re-embedded). Refused
+    (DataDirBusy) while a server holds a data dir involved."""
+    source_dir, source_store = store_location(source)
+    target_dir, target_store = store_location(target)
+    with ExitStack() as held:
+        for data_dir in {d for d in (source_dir, target_dir) if d is not None}:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            held.enter_context(hold_data_dir(data_dir, "`appliance migrate-store`"))
+        return copy_store(source_store, target_store)

@@ -104,7 +104,7 @@ class Appliance:
         self._loading = loading
         # Every embedding model a collection uses: the default one, others on first use.
         self.encoders = EncoderPool(self.registry, self.load_encoder, verify=settings.verify_model)
-        self.db = Database(settings.database_path)
+        self.db = Database(settings.database_location)
         self.collections = CollectionManager(
             self.db,
             settings.index_dir,

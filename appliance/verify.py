@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from appliance.collections.manager import CollectionManager
@@ -31,9 +31,8 @@ from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
 from appliance.store import versions as version_store
 from appliance.store.database import Database
+from appliance.store.keyword import FTS_TABLE, fts_document_ids
 from appliance.store.schema import DocumentRow, VectorRow
-
-FTS_TABLE = "documents_fts"
 
 
 @dataclass
@@ -155,14 +154,6 @@ def _check_store(session: Session, collection_id: int, model_id: str, dim: int) 
     return problems
 
 
-def _vector_sequence(session: Session) -> int:
-    """The highest vector id SQLite ever issued (AUTOINCREMENT never reuses ids)."""
-    issued = session.execute(
-        text("SELECT seq FROM sqlite_sequence WHERE name = 'vectors'")
-    ).scalar()
-    return int(issued or 0)
-
-
 def _check_snapshot(
     check: CollectionCheck,
     directory: Path,
@@ -193,15 +184,10 @@ def _check_snapshot(
 
 
 def _check_fts(session: Session, report: VerifyReport) -> None:
-    exists = session.execute(
-        text("SELECT 1 FROM sqlite_master WHERE name = :name"), {"name": FTS_TABLE}
-    ).first()
-    if not exists:
+    fts_ids = fts_document_ids(session)
+    if fts_ids is None:
         report.fts = f"absent (no {FTS_TABLE} table): not checked"
         return
-    fts_ids = np.fromiter(
-        session.execute(text(f"SELECT rowid FROM {FTS_TABLE}")).scalars(), dtype=np.int64
-    )
     doc_ids = np.fromiter(session.scalars(select(DocumentRow.id)), dtype=np.int64)
     report.problems.extend(
         _set_differences(
@@ -217,10 +203,10 @@ def _check_fts(session: Session, report: VerifyReport) -> None:
 def verify(settings: Settings) -> VerifyReport:
     """Compare every collection's index with the store. Writes nothing."""
     report = VerifyReport()
-    if not settings.database_path.is_file():
+    if not settings.database_url and not settings.database_path.is_file():
         report.problems.append(f"no store at {settings.database_path}")
         return report
-    db = Database(settings.database_path)
+    db = Database(settings.database_location)
     try:
         dimension_of = _dimension_of(db, settings)
         manager = CollectionManager(
@@ -243,7 +229,7 @@ def verify(settings: Settings) -> VerifyReport:
                 stored = document_store.vector_ids(session, live.id, live.model_id)
                 check.vectors = len(stored)
                 check.problems.extend(_check_store(session, live.id, live.model_id, live.dimension))
-                issued = _vector_sequence(session)
+                issued = document_store.issued_vector_id(session)
                 generation = collection_store.collection_generation(session, live.id)
             with live.index_lock:
                 indexed = live.index.ids()

@@ -1,4 +1,8 @@
-"""Shared fixtures: one real model for the session; real SQLite files and indexes per test."""
+"""Shared fixtures: one real model for the session; real SQLite files and indexes per test.
+
+The modules in POSTGRES_MODULES run each test twice, on a SQLite store and on a PostgreSQL one
+(a database of its own in a throwaway cluster, tests/postgres_fixtures.py); the PostgreSQL
+runs carry the `postgres` marker (`make test-postgres`)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,57 @@ from appliance.config import Settings, load_settings
 from appliance.embedding.encoder import Encoder
 from appliance.models.registry import ModelRegistry
 from appliance.service import Appliance
+from tests.postgres_fixtures import postgres_cluster, postgres_url  # noqa: F401 (fixtures)
+
+# Store, filter, search, job, key and change-detection tests: run on both dialects.
+POSTGRES_MODULES = frozenset(
+    {
+        "test_filters",
+        "test_jobs",
+        "test_auth",
+        "test_ingest_search",
+        "test_data_version",
+        "test_cache_warming",
+        "test_result_cache_feedback",
+        "test_keyword_index",
+        "test_reindex",
+        "test_crash",
+        "test_store_dialects",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "store_dialect" in metafunc.fixturenames and module in POSTGRES_MODULES:
+        metafunc.parametrize(
+            "store_dialect",
+            ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+            indirect=True,
+        )
+
+
+@pytest.fixture
+def store_dialect(request: pytest.FixtureRequest) -> str:
+    """ "sqlite", or "postgres" in a POSTGRES_MODULES test's second run."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database_url(store_dialect: str, request: pytest.FixtureRequest) -> str:
+    """The store's URL for Settings.database_url: "" (the SQLite file in the data dir), or a
+    fresh PostgreSQL database, then also in APPLIANCE_DATABASE_URL for the CLI and servers the
+    test starts."""
+    if store_dialect == "postgres":
+        url = str(request.getfixturevalue("postgres_url"))
+        request.getfixturevalue("monkeypatch").setenv("APPLIANCE_DATABASE_URL", url)
+        return url
+    return ""
+
+
+def sqlite_only(store_dialect: str, why: str) -> None:
+    if store_dialect != "sqlite":
+        pytest.skip(f"SQLite only: {why}")
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +82,11 @@ def encoder() -> Encoder:
 
 
 @pytest.fixture
-def settings_for(tmp_path: Path) -> Callable[..., Settings]:
+def settings_for(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
     def build(**overrides: Any) -> Settings:
         overrides.setdefault("data_dir", str(tmp_path / "data"))
         overrides.setdefault("load_sample", False)
+        overrides.setdefault("database_url", database_url)
         return load_settings(Path("/nonexistent.toml"), **overrides)
 
     return build

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
+from sqlalchemy import select
 
 from appliance.api.app import create_app
 from appliance.api.auth import required_scope
@@ -19,6 +20,7 @@ from appliance.config import Settings
 from appliance.errors import InvalidConfig
 from appliance.service import Appliance
 from appliance.store import keys as key_store
+from appliance.store.migration import target_metadata
 
 DOC = {"documents": [{"id": "a", "text": "a cat sleeps on the windowsill"}]}
 
@@ -100,11 +102,22 @@ def test_revoked_key_stops_working_at_once(client: TestClient[Any], appliance: A
     assert client.get("/collections", headers=_bearer(key)).status_code == 401
 
 
+def _dump(appliance: Appliance) -> str:
+    """Every row of every table, as text."""
+    if appliance.db.path is not None:
+        raw = sqlite3.connect(appliance.db.path)
+        dump = "\n".join(raw.iterdump())
+        raw.close()
+        return dump
+    with appliance.db.read() as session:
+        return "\n".join(
+            repr(session.execute(select(table)).all()) for table in target_metadata().sorted_tables
+        )
+
+
 def test_keys_are_stored_only_as_hashes(appliance: Appliance) -> None:
     key = _new_key(appliance, "write")
-    raw = sqlite3.connect(appliance.settings.database_path)
-    dump = "\n".join(raw.iterdump())
-    raw.close()
+    dump = _dump(appliance)
     assert key not in dump
     assert key.split("_", 2)[2] not in dump
     assert hashlib.sha256(key.encode()).hexdigest() in dump

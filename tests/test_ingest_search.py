@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from appliance.errors import CollectionNotFound, InvalidRequest
 from appliance.index.base import IndexConfig
@@ -129,9 +130,13 @@ def test_writes_by_another_process_are_searchable_without_restart(
 def test_store_is_wal_sqlite_with_vectors_and_model_ids(appliance: Appliance) -> None:
     appliance.create_collection("c")
     appliance.ingest.upsert("c", DOCS)
-    with sqlite3.connect(appliance.settings.database_path) as raw:
-        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        rows = raw.execute("SELECT model_id, length(vector) FROM vectors").fetchall()
+    if appliance.db.path is None:  # PostgreSQL: the same rows, bytea vectors
+        with appliance.db.read() as session:
+            rows = session.execute(text("SELECT model_id, length(vector) FROM vectors")).all()
+    else:
+        with sqlite3.connect(appliance.db.path) as raw:
+            assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            rows = raw.execute("SELECT model_id, length(vector) FROM vectors").fetchall()
     assert len(rows) == len(DOCS)
     assert {model for model, _ in rows} == {appliance.encoder.model_id}
     assert {size for _, size in rows} == {384 * 4}

@@ -208,9 +208,11 @@ def test_saved_index_loads_equal_and_a_damaged_one_is_ignored(tmp_path: Path) ->
 
 
 # -- through the collection manager ------------------------------------------------------------
-def open_manager(root: Path) -> CollectionManager:
+def open_manager(root: Path, database_url: str = "") -> CollectionManager:
+    """A manager over a SQLite store in `root`, or over PostgreSQL (`database_url`); its
+    indexes in `root` either way."""
     manager = CollectionManager(
-        Database(root / "store.sqlite3"),
+        Database(database_url or root / "store.sqlite3"),
         root / "indexes",
         dimension_of=lambda _model: DIM,
         exact_filter_threshold=1_000,
@@ -267,8 +269,8 @@ def found(manager: CollectionManager, collection: str, query: str) -> list[str]:
 FILLER = {f"f{n}": f"filler text number {n}" for n in range(8)}
 
 
-def test_two_collections_rank_independently(tmp_path: Path) -> None:
-    manager = open_manager(tmp_path)
+def test_two_collections_rank_independently(tmp_path: Path, database_url: str) -> None:
+    manager = open_manager(tmp_path, database_url)
     for name in ("a", "b"):
         manager.create(name, DEFAULT_INDEX, "m")
     upsert(manager, "a", {"apple": "apple apple pie", "cherry": "cherry tart", **FILLER})
@@ -280,14 +282,18 @@ def test_two_collections_rank_independently(tmp_path: Path) -> None:
     assert live_a.keyword.search("apple cherry", 10) == before
     assert found(manager, "a", "apple cherry") == ["apple", "cherry"]
     assert found(manager, "b", "apple cherry")[:1] == ["b0"]
+    if database_url:
+        return  # PostgreSQL has no FTS5 table
     # The shared FTS5 table is what this replaces: there b's documents reorder a's.
     with manager.db.read() as session:
         shared = keyword_store.keyword_search(session, live_a.id, "apple cherry", 10)
     assert [d for d, _ in shared] != [d for d, _ in before]
 
 
-def test_writes_are_applied_and_leave_nothing_to_catch_up(tmp_path: Path) -> None:
-    manager = open_manager(tmp_path)
+def test_writes_are_applied_and_leave_nothing_to_catch_up(
+    tmp_path: Path, database_url: str
+) -> None:
+    manager = open_manager(tmp_path, database_url)
     manager.create("c", DEFAULT_INDEX, "m")
     upsert(manager, "c", {"x": "zebra stripes", "y": "lion mane", **FILLER})
     assert found(manager, "c", "zebra") == ["x"]
@@ -305,9 +311,9 @@ def test_writes_are_applied_and_leave_nothing_to_catch_up(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("snapshot", [True, False])
 def test_a_crash_between_commit_and_apply_converges_on_restart(
-    tmp_path: Path, snapshot: bool
+    tmp_path: Path, snapshot: bool, database_url: str
 ) -> None:
-    manager = open_manager(tmp_path)
+    manager = open_manager(tmp_path, database_url)
     manager.create("c", DEFAULT_INDEX, "m")
     upsert(manager, "c", {"x": "zebra stripes", "y": "lion mane", "z": "tiger", **FILLER})
     if snapshot:
@@ -319,7 +325,7 @@ def test_a_crash_between_commit_and_apply_converges_on_restart(
     assert found(manager, "c", "giraffe") == []  # the live index never saw it
     manager.db.close()
 
-    restarted = open_manager(tmp_path)
+    restarted = open_manager(tmp_path, database_url)
     assert found(restarted, "c", "giraffe") == ["w"]
     assert found(restarted, "c", "hooves") == ["x"]
     assert found(restarted, "c", "zebra") == []
@@ -330,11 +336,13 @@ def test_a_crash_between_commit_and_apply_converges_on_restart(
         assert live.keyword.catch_up(session, live.id) == (0, 0)
 
 
-def test_another_process_writes_are_caught_up_before_the_next_search(tmp_path: Path) -> None:
-    manager = open_manager(tmp_path)
+def test_another_process_writes_are_caught_up_before_the_next_search(
+    tmp_path: Path, database_url: str
+) -> None:
+    manager = open_manager(tmp_path, database_url)
     manager.create("c", DEFAULT_INDEX, "m")
     upsert(manager, "c", {"x": "zebra stripes", **FILLER})
-    other = open_manager(tmp_path)
+    other = open_manager(tmp_path, database_url)
     upsert(other, "c", {"w": "giraffe neck"})
     delete(other, "c", ["x"])
     manager.get("c")  # notices the other process's generations
@@ -343,9 +351,9 @@ def test_another_process_writes_are_caught_up_before_the_next_search(tmp_path: P
 
 
 def test_a_current_keyword_snapshot_is_used_without_reading_documents(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
-    manager = open_manager(tmp_path)
+    manager = open_manager(tmp_path, database_url)
     manager.create("c", DEFAULT_INDEX, "m")
     upsert(manager, "c", {"x": "zebra stripes", **FILLER})
     manager.save_snapshots()
@@ -355,12 +363,14 @@ def test_a_current_keyword_snapshot_is_used_without_reading_documents(
         raise AssertionError("a current keyword snapshot needs no catch-up")
 
     monkeypatch.setattr(KeywordIndex, "catch_up", no_reads)
-    restarted = open_manager(tmp_path)
+    restarted = open_manager(tmp_path, database_url)
     assert found(restarted, "c", "zebra") == ["x"]
 
 
-def test_dropping_a_collection_discards_its_keyword_snapshot(tmp_path: Path) -> None:
-    manager = open_manager(tmp_path)
+def test_dropping_a_collection_discards_its_keyword_snapshot(
+    tmp_path: Path, database_url: str
+) -> None:
+    manager = open_manager(tmp_path, database_url)
     manager.create("c", DEFAULT_INDEX, "m")
     upsert(manager, "c", {"x": "zebra stripes"})
     manager.save_snapshots()

@@ -108,14 +108,14 @@ def create_app(settings: Settings, appliance: Appliance | None = None) -> Litest
     """An app over a ready appliance (tests), or one that loads it in the background."""
     # Before anything serves: a data dir of a newer release fails `serve` itself, and an
     # older one is upgraded (after a backup) before the first request can reach it.
-    ensure_schema(settings.database_path)
+    ensure_schema(settings.database_location)
     holder = ApplianceHolder.of(appliance) if appliance is not None else ApplianceHolder(settings)
     owns_appliance = appliance is None
     configure_logging(settings.log_format)
     # Secure by default: the operator's admin key, or one generated on a first start beyond
     # loopback; never a keyless appliance there unless explicitly allowed.
     ensure_admin_key(settings, is_public=not is_loopback(settings.host))
-    keyring = KeyRing(settings.database_path)
+    keyring = KeyRing(settings.database_location)
     check_bind_address(settings, keyring)
 
     @asynccontextmanager

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -34,6 +33,7 @@ from appliance.config import Settings
 from appliance.errors import InvalidConfig
 from appliance.store import keys as key_store
 from appliance.store.database import Database
+from appliance.store.dialect import StoreLocation
 from appliance.store.keys import ActiveKey
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,13 @@ def required_scope(method: str, path: str) -> str:
 
 
 class KeyRing:
-    """The active keys, re-read from the store whenever anything was committed since the last
-    read (SQLite's data_version), so a key created or revoked by the CLI beside a running
-    server counts at its next request; otherwise no query at all."""
+    """The active keys, re-read from the store whenever anything may have been committed since
+    the last read (the store's data_version), so a key created or revoked by the CLI beside a
+    running server, or by another replica, counts at its next request. On SQLite an unchanged
+    store costs no query at all; on PostgreSQL every request reads the keys (one query)."""
 
-    def __init__(self, database_path: Path) -> None:
-        self.database_path = database_path
+    def __init__(self, database_location: StoreLocation) -> None:
+        self.database_location = database_location
         self._db: Database | None = None
         self._lock = threading.Lock()
         self._keys: dict[str, ActiveKey] = {}
@@ -139,7 +140,7 @@ class KeyRing:
     def _database(self) -> Database:
         with self._lock:
             if self._db is None:
-                self._db = Database(self.database_path)
+                self._db = Database(self.database_location)
             return self._db
 
     def active(self) -> dict[str, ActiveKey]:

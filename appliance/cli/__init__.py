@@ -32,6 +32,7 @@ for _command in (
     maintenance.backup,
     maintenance.restore,
     maintenance.migrate,
+    maintenance.migrate_store,
     keys.keys,
     bench.bench,
     jobs.jobs,

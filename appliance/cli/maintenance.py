@@ -1,4 +1,5 @@
-"""`appliance verify | backup | restore | migrate`: looking after a data dir."""
+"""`appliance verify | backup | restore | migrate | migrate-store`: looking after a data dir
+and its store."""
 
 from __future__ import annotations
 
@@ -32,9 +33,11 @@ def verify(ctx: click.Context, data_dir: str | None) -> None:
 @click.pass_context
 def backup(ctx: click.Context, dest: Path, data_dir: str | None) -> None:
     """Back up the data dir into DEST (new or empty); safe while a server runs on it."""
-    from appliance.backup import create_backup
+    from appliance.backup import create_backup, refuse_postgres_store
 
-    report = create_backup(settings_from(ctx, data_dir=data_dir).data_path, dest)
+    settings = settings_from(ctx, data_dir=data_dir)
+    refuse_postgres_store(settings.database_url)
+    report = create_backup(settings.data_path, dest)
     click.echo(f"backup written to {dest}: {len(report.files)} files, {report.bytes} bytes")
 
 
@@ -47,9 +50,10 @@ def restore(ctx: click.Context, src: Path, data_dir: str | None) -> None:
 
     Every checksum is verified before anything is replaced; on a mismatch nothing changes.
     Exits 2 if the backup is refused or another process holds the data dir."""
-    from appliance.backup import restore_backup
+    from appliance.backup import refuse_postgres_store, restore_backup
 
     settings = settings_from(ctx, data_dir=data_dir)
+    refuse_postgres_store(settings.database_url)
     report = restore_backup(src, settings.data_path)
     click.echo(f"restored {len(report.files)} files from {src} into {settings.data_dir}")
 
@@ -66,7 +70,7 @@ def migrate(ctx: click.Context, check: bool, data_dir: str | None) -> None:
     The backup is the database as it was, beside it (appliance.sqlite3.pre-REVISION.bak).
     With --check nothing is changed: exits 0 when up to date, 1 when an upgrade is pending,
     2 when a newer release wrote the data dir."""
-    from appliance.operations import schema_status, upgrade_schema
+    from appliance.operations import schema_status, store_description, upgrade_schema
 
     settings = settings_from(ctx, data_dir=data_dir)
     if check:
@@ -75,7 +79,7 @@ def migrate(ctx: click.Context, check: bool, data_dir: str | None) -> None:
         click.echo(f"head:    {status.head}")
         if status.state == "newer":
             click.echo(
-                f"error: {settings.database_path} is at revision {status.current}, newer than "
+                f"error: {store_description(settings)} is at revision {status.current}, newer than "
                 f"this release's {status.head}",
                 err=True,
             )
@@ -92,3 +96,56 @@ def migrate(ctx: click.Context, check: bool, data_dir: str | None) -> None:
         click.echo(f"schema {done.from_revision} -> {done.to_revision}")
     if done.backup is not None:
         click.echo(f"the database as it was is kept in {done.backup}")
+
+
+@click.command("migrate-store")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="DATA_DIR|URL",
+    help="The store to copy: a data dir (its SQLite file) or a database URL.",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="DATA_DIR|URL",
+    help="An empty store to copy into: a data dir or a postgresql+psycopg:// URL.",
+)
+@click.option(
+    "--data-dir",
+    "index_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The data dir whose indexes `verify` compares with the target afterwards (default: "
+    "the data dir of --to, else of --from).",
+)
+@click.pass_context
+def migrate_store(ctx: click.Context, source: str, target: str, index_dir: str | None) -> None:
+    """Copy a whole store into an empty one (SQLite to PostgreSQL or back), then verify it.
+
+    Every row keeps its id and vectors are copied as stored, never re-embedded, so the data
+    dir's indexes stay exact over the new store. Refused while a server holds a data dir
+    involved; stop the servers on a PostgreSQL source first. Exits 1 when verify finds a
+    difference, 2 when the copy is refused."""
+    from typing import Any
+
+    from appliance.operations import migrate_store as copy_between
+    from appliance.operations import store_location
+    from appliance.verify import verify as verify_store
+
+    report = copy_between(source, target)
+    for line in report.lines():
+        click.echo(line)
+    source_dir, _ = store_location(source)
+    target_dir, target_store = store_location(target)
+    verify_dir = index_dir or target_dir or source_dir
+    overrides: dict[str, Any] = {"database_url": target_store if target_dir is None else ""}
+    if verify_dir is not None:
+        overrides["data_dir"] = str(verify_dir)
+    checked = verify_store(settings_from(ctx, **overrides))
+    for line in checked.lines():
+        click.echo(line)
+    if not checked.ok:
+        sys.exit(1)

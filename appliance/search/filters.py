@@ -11,22 +11,27 @@ element satisfies it (`{"tags": "soup"}` matches `{"tags": ["soup", "stew"]}` as
 `$contains` (the list holds the value) and `$all` (the list holds every given value) match
 only lists. `$exists` is true for a field present with any value, null included.
 
-The SQL is built from a few JSON primitives over SQLite's json1 functions (`_value`, `_kind`,
-`_any_element`), gathered in one section below: another dialect (PostgreSQL JSONB) gives
-those the same meaning and the operators above need no change.
+The same filter runs on a SQLite or a PostgreSQL store: the conditions are built from four
+primitives of the store (store/metadata_sql.py: equals-any, holds, ordered, exists), which
+spell them in each dialect's JSON functions when a statement is compiled.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, literal, not_, or_, select, true
+from sqlalchemy import ColumnElement, and_, false, not_, or_, true
 
 from appliance.errors import InvalidFilter
-from appliance.store.schema import DocumentRow
+from appliance.store.metadata_sql import (
+    Scalar,
+    metadata_equals_any,
+    metadata_exists,
+    metadata_holds,
+    metadata_ordered,
+)
 
 MAX_DEPTH = 8
 MAX_CONDITIONS = 256
@@ -35,7 +40,6 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}(\.[A-Za-z_][A-Za-z0-9_\-]{0,6
 _ORDERED = {"$gt", "$gte", "$lt", "$lte"}
 _COMPARISONS = {"$eq", "$ne", "$in", "$nin", "$contains", "$all", "$exists", *_ORDERED}
 _LOGICAL = {"$and", "$or"}
-Scalar = str | int | float | bool | None
 
 
 class _Budget:
@@ -107,11 +111,11 @@ def _field(key: str, condition: Any, budget: _Budget) -> ColumnElement[bool]:
 
 
 def _compare(key: str, operator: str, operand: Any, budget: _Budget) -> ColumnElement[bool]:
-    path = _path(key)
+    path = tuple(key.split("."))
     if operator == "$exists":
         if not isinstance(operand, bool):
             raise InvalidFilter(f"$exists on {key!r} takes true or false, got {_show(operand)}")
-        present = _kind(path).is_not(None)
+        present = metadata_exists(path)
         return present if operand else not_(present)
     if operator in ("$in", "$nin", "$all"):
         values = _values(key, operator, operand)
@@ -119,108 +123,25 @@ def _compare(key: str, operator: str, operand: Any, budget: _Budget) -> ColumnEl
             if not values:
                 raise InvalidFilter(f"$all on {key!r} needs at least one value")
             budget.spend(len(values) - 1)
-            return and_(*(_holds(path, [value]) for value in values))
+            return and_(*(metadata_holds(path, [value]) for value in values))
         if not values:
             return false() if operator == "$in" else true()
-        matches = _equals_any(path, values)
+        matches = metadata_equals_any(path, values)
         # Like Mongo, $nin also matches documents that lack the field.
         return matches if operator == "$in" else not_(matches)
     scalar = _scalar(key, operator, operand)
     if operator == "$eq":
-        return _equals_any(path, [scalar])
+        return metadata_equals_any(path, [scalar])
     if operator == "$ne":
-        return not_(_equals_any(path, [scalar]))
+        return not_(metadata_equals_any(path, [scalar]))
     if operator == "$contains":
-        return _holds(path, [scalar])
+        return metadata_holds(path, [scalar])
     if scalar is None or isinstance(scalar, bool):
         raise InvalidFilter(f"{operator} on {key!r} needs a number or a string")
     # Order only within a type: a number never compares with a string.
-    return _either(
-        _ordered(_value(path), _kind(path), operator, scalar),
-        _any_element(path, lambda value, kind: _ordered(value, kind, operator, scalar)),
-    )
+    return metadata_ordered(path, operator, scalar)
 
 
-def _equals_any(path: str, values: Sequence[Scalar]) -> ColumnElement[bool]:
-    """The field equals one of `values`, or is a list with an element that does."""
-    return _either(
-        _one_of(_value(path), _kind(path), values),
-        _any_element(path, lambda value, kind: _one_of(value, kind, values)),
-    )
-
-
-def _holds(path: str, values: Sequence[Scalar]) -> ColumnElement[bool]:
-    """The field is a list with an element equal to one of `values`."""
-    return func.coalesce(
-        _any_element(path, lambda value, kind: _one_of(value, kind, values)), false()
-    )
-
-
-def _either(scalar: ColumnElement[bool], element: ColumnElement[bool]) -> ColumnElement[bool]:
-    # A missing field gives NULL, and NULL = x is NULL: coalesce so negation stays correct.
-    return func.coalesce(or_(scalar, element), false())
-
-
-def _one_of(value: Any, kind: Any, values: Sequence[Scalar]) -> ColumnElement[bool]:
-    """`value` (of JSON type `kind`) equals one of `values`, type for type: 1 is not true and
-    not "1". One IN list per type, so a long $in stays one condition."""
-    strings = [v for v in values if isinstance(v, str)]
-    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    kinds = {_JSON_KIND[v] for v in values if v is None or isinstance(v, bool)}
-    parts = []
-    if strings:
-        parts.append(and_(kind == "text", value.in_(strings)))
-    if numbers:
-        parts.append(and_(kind.in_(("integer", "real")), value.in_(numbers)))
-    if kinds:
-        parts.append(kind.in_(sorted(kinds)))
-    return or_(*parts) if len(parts) > 1 else parts[0]
-
-
-def _ordered(value: Any, kind: Any, operator: str, scalar: str | int | float) -> Any:
-    same_type = kind == "text" if isinstance(scalar, str) else kind.in_(("integer", "real"))
-    ordered = {
-        "$gt": value > scalar,
-        "$gte": value >= scalar,
-        "$lt": value < scalar,
-        "$lte": value <= scalar,
-    }[operator]
-    return and_(same_type, ordered)
-
-
-# -- JSON primitives (SQLite json1) ------------------------------------------------------------
-# The only dialect-specific part: what a path's value and JSON type are, and whether a list at
-# a path has an element satisfying a condition on (element value, element JSON type).
-_JSON_KIND = {None: "null", True: "true", False: "false"}
-
-
-def _path(key: str) -> str:
-    return "$" + "".join(f'."{part}"' for part in key.split("."))
-
-
-def _value(path: str) -> Any:
-    return func.json_extract(DocumentRow.meta, path)
-
-
-def _kind(path: str) -> Any:
-    """'null' 'true' 'false' 'integer' 'real' 'text' 'array' 'object', or NULL if absent."""
-    return func.json_type(DocumentRow.meta, path)
-
-
-def _any_element(path: str, condition: Callable[[Any, Any], Any]) -> ColumnElement[bool]:
-    # The type test first: json_each over a scalar yields the scalar itself, and a field that
-    # is no list never pays for the subquery.
-    elements = func.json_each(DocumentRow.meta, path).table_valued("value", "type")
-    return and_(
-        _kind(path) == "array",
-        select(literal(1))
-        .select_from(elements)
-        .where(condition(elements.c.value, elements.c.type))
-        .exists(),
-    )
-
-
-# -- operands ---------------------------------------------------------------------------------
 def _values(key: str, operator: str, operand: Any) -> list[Scalar]:
     if not isinstance(operand, list):
         raise InvalidFilter(f"{operator} on {key!r} takes a list of values")

@@ -11,11 +11,14 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import ColumnElement, bindparam, delete, func, insert, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
+from appliance.errors import InvalidRequest
+from appliance.store.dialect import session_dialect
 from appliance.store.schema import CollectionRow, DocumentRow, VectorRow, utcnow
 
-# SQLite allows 32,766 bound parameters; stay well under it.
+# SQLite allows 32,766 bound parameters, PostgreSQL 65,535; stay well under both.
 _CHUNK = 10_000
 
 
@@ -144,6 +147,8 @@ def upsert_documents(
 ) -> WriteResult:
     """Insert or update documents by external id; store the given chunk vectors (for each
     document whose content changed or has none for this model). Unchanged texts keep theirs."""
+    if session_dialect(session) == "postgresql":
+        _refuse_nul(documents)
     existing = existing_documents(
         session, collection_id, model_id, [doc.external_id for doc in documents]
     )
@@ -246,6 +251,27 @@ def upsert_documents(
         ).astype(np.float32)
     result.generation = bump_generation(session, collection_id)
     return result
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def _refuse_nul(documents: Sequence[NewDocument]) -> None:
+    """PostgreSQL stores no NUL character in text or JSONB: a clear refusal, not a driver
+    error half way through the batch."""
+    for doc in documents:
+        if _has_nul(doc.external_id) or _has_nul(doc.text) or _has_nul(doc.meta):
+            raise InvalidRequest(
+                f"document {doc.external_id!r} contains the NUL character (U+0000), which a "
+                "PostgreSQL store cannot hold; remove it"
+            )
 
 
 def delete_documents(
@@ -396,6 +422,20 @@ def max_vector_id(session: Session, collection_id: int, model_id: str) -> int:
         )
     )
     return int(found or 0)
+
+
+def issued_vector_id(session: Session) -> int:
+    """The highest vector id the store ever issued, in any collection (0 if none): ids are
+    never reused (SQLite AUTOINCREMENT, a PostgreSQL sequence), so no index may hold more."""
+    if session_dialect(session) == "postgresql":
+        issued = session.execute(
+            sql_text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM vectors_id_seq")
+        ).scalar()
+    else:
+        issued = session.execute(
+            sql_text("SELECT seq FROM sqlite_sequence WHERE name = 'vectors'")
+        ).scalar()
+    return int(issued or 0)
 
 
 def load_vectors(

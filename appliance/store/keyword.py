@@ -1,4 +1,8 @@
-"""Keyword search with SQLite FTS5 (BM25) over document titles and texts.
+"""Keyword search with SQLite FTS5 (BM25) over document titles and texts: SQLite stores only.
+
+Searches use the derived keyword index (appliance/keyword/), on either dialect; this table is
+what it replaced, kept on SQLite stores (its triggers still fill it) as its reference, and
+never created on PostgreSQL, which has no FTS5.
 
 The FTS table is kept by triggers on `documents` (created by the schema revisions,
 store/migrations/), so it is written in the same transaction as the document and can never
@@ -18,9 +22,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import ColumnElement, column, func, literal_column, select, table
+import numpy as np
+from sqlalchemy import ColumnElement, column, func, literal_column, select, table, text
 from sqlalchemy.orm import Session
 
+from appliance.store.dialect import session_dialect
 from appliance.store.schema import DocumentRow
 
 FTS_TABLE = "documents_fts"
@@ -130,3 +136,18 @@ def joined_search(
     if where is not None:
         statement = statement.where(where)
     return [(int(doc_id), -float(score)) for doc_id, score in session.execute(statement)]
+
+
+def fts_document_ids(session: Session) -> np.ndarray | None:
+    """The document ids the FTS5 table holds; None where there is no such table (a
+    PostgreSQL store, or a SQLite file without it)."""
+    if session_dialect(session) != "sqlite":
+        return None
+    exists = session.execute(
+        text("SELECT 1 FROM sqlite_master WHERE name = :name"), {"name": FTS_TABLE}
+    ).first()
+    if not exists:
+        return None
+    return np.fromiter(
+        session.execute(text(f"SELECT rowid FROM {FTS_TABLE}")).scalars(), dtype=np.int64
+    )

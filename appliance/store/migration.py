@@ -5,6 +5,10 @@ created at head; a file of release 0.1.0 (its tables, no revision) is stamped wi
 revision; an older revision is upgraded in place after an online backup of the file beside it
 (`appliance.sqlite3.pre-<revision>.bak`, kept after the upgrade: the way back to the release
 before); a revision this code does not know is refused, since a newer release wrote it.
+
+A PostgreSQL store (`database_url`) goes through the same revisions in one transaction under
+the store's write lock; PostgreSQL's DDL is transactional, so a failed upgrade changes nothing.
+No copy is taken there: backing a PostgreSQL database up is pg_dump's job, the log says so.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from typing import Any, Literal
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, inspect, text
 from sqlalchemy.pool import NullPool
 
 from appliance.errors import SchemaError, SchemaTooNew
+from appliance.store.dialect import StoreLocation, describe, postgres_engine, sqlite_path, store_url
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,7 @@ def include_object(
 
 @dataclass(frozen=True)
 class SchemaStatus:
-    path: Path
+    path: StoreLocation
     # The recorded revision; None when none is (a fresh file, or a 0.1.0 data dir).
     current: str | None
     head: str
@@ -88,7 +93,7 @@ class SchemaStatus:
 
 @dataclass(frozen=True)
 class Upgrade:
-    path: Path
+    path: StoreLocation
     from_revision: str | None
     to_revision: str
     # The database as it was before the upgrade; None when nothing was there to keep.
@@ -139,8 +144,17 @@ class Migrations:
     def knows(self, revision: str) -> bool:
         return any(script.revision == revision for script in self.script.walk_revisions())
 
-    def status(self, database: Path) -> SchemaStatus:
+    def status(self, location: StoreLocation) -> SchemaStatus:
         """The database's revision against head; reads only (a missing file stays missing)."""
+        database = sqlite_path(location)
+        if database is None:
+            engine = _postgres_reader(location)
+            try:
+                with engine.connect() as connection:
+                    current, unrevisioned = _recorded_in(connection, location)
+            finally:
+                engine.dispose()
+            return self._status(location, current, unrevisioned)
         if not database.exists():
             return SchemaStatus(database, None, self.head, "pending")
         uri = f"{database.resolve().as_uri()}?mode=ro"
@@ -148,7 +162,9 @@ class Migrations:
             current, unrevisioned = _recorded(connection, database)
         return self._status(database, current, unrevisioned)
 
-    def _status(self, database: Path, current: str | None, unrevisioned: bool) -> SchemaStatus:
+    def _status(
+        self, database: StoreLocation, current: str | None, unrevisioned: bool
+    ) -> SchemaStatus:
         if current == self.head:
             state: State = "current"
         elif current is None or self.knows(current):
@@ -157,11 +173,24 @@ class Migrations:
             state = "newer"
         return SchemaStatus(database, current, self.head, state, unrevisioned)
 
-    def ensure(self, database: Path) -> Upgrade | None:
+    def ensure(self, location: StoreLocation) -> Upgrade | None:
         """Bring the database to head, or refuse it; None when it was already there.
 
         The common case costs one SELECT; only a database that is not at head takes the
         write lock (and then looks again: another process may have upgraded it meanwhile)."""
+        database = sqlite_path(location)
+        if database is None:
+            engine = _postgres_reader(location)
+            try:
+                with engine.connect() as connection:
+                    current, _ = _recorded_in(connection, location)
+            finally:
+                engine.dispose()
+            if current == self.head:
+                return None
+            if current is not None and not self.knows(current):
+                raise _too_new(location, current, self.head)
+            return self.upgrade(location)
         if database.exists():
             with closing(sqlite3.connect(database)) as connection:
                 try:
@@ -174,8 +203,11 @@ class Migrations:
                 raise _too_new(database, rows[0][0], self.head)
         return self.upgrade(database)
 
-    def upgrade(self, database: Path) -> Upgrade:
+    def upgrade(self, location: StoreLocation) -> Upgrade:
         """Upgrade the database to head in one transaction, after a backup of it."""
+        database = sqlite_path(location)
+        if database is None:
+            return self._upgrade_postgres(location)
         database.parent.mkdir(parents=True, exist_ok=True)
         engine = _migration_engine(database)
         try:
@@ -211,12 +243,53 @@ class Migrations:
         _log_upgrade(done)
         return done
 
+    def _upgrade_postgres(self, location: StoreLocation) -> Upgrade:
+        # The writers' engine: the store's write lock from BEGIN, so no write lands in between
+        # and two processes starting at once upgrade it once.
+        engine = postgres_engine(store_url(location), writer=True, poolclass=NullPool)
+        try:
+            with engine.connect() as connection, connection.begin():
+                current, unrevisioned = _recorded_in(connection, location)
+                status = self._status(location, current, unrevisioned)
+                if status.state == "newer":
+                    raise _too_new(location, current, self.head)
+                if status.state == "current":
+                    return Upgrade(location, current, self.head)
+                config = self.config(connection)
+                if unrevisioned:
+                    command.stamp(config, FIRST_REVISION)
+                command.upgrade(config, "head")
+        finally:
+            engine.dispose()
+        done = Upgrade(
+            location,
+            current,
+            self.head,
+            created=current is None and not unrevisioned,
+            stamped=unrevisioned,
+        )
+        _log_upgrade(done)
+        return done
+
 
 MIGRATIONS = Migrations()
 
 
-def ensure_schema(database: Path) -> Upgrade | None:
-    return MIGRATIONS.ensure(database)
+def ensure_schema(location: StoreLocation) -> Upgrade | None:
+    return MIGRATIONS.ensure(location)
+
+
+def _postgres_reader(location: StoreLocation) -> Engine:
+    return postgres_engine(store_url(location), writer=False, poolclass=NullPool)
+
+
+def _recorded_in(connection: Connection, location: StoreLocation) -> tuple[str | None, bool]:
+    """`_recorded` through SQLAlchemy (a PostgreSQL store: the tables of its search path)."""
+    tables = set(inspect(connection).get_table_names())
+    revisions: list[str] = []
+    if VERSION_TABLE in tables:
+        revisions = list(connection.scalars(text(f"SELECT version_num FROM {VERSION_TABLE}")))
+    return _revision_of(tables, revisions, location)
 
 
 def _recorded(connection: sqlite3.Connection, database: Path) -> tuple[str | None, bool]:
@@ -232,11 +305,18 @@ def _recorded(connection: sqlite3.Connection, database: Path) -> tuple[str | Non
         revisions = [
             row[0] for row in connection.execute(f"SELECT version_num FROM {VERSION_TABLE}")
         ]
+    return _revision_of(tables, revisions, database)
+
+
+def _revision_of(
+    tables: set[str], revisions: list[str], database: StoreLocation
+) -> tuple[str | None, bool]:
+    label = describe(database)
     if len(revisions) == 1:
         return revisions[0], False
     if len(revisions) > 1:
         raise SchemaError(
-            f"{database} records several schema revisions ({', '.join(revisions)}); "
+            f"{label} records several schema revisions ({', '.join(revisions)}); "
             "this appliance keeps one line of revisions: restore a backup"
         )
     ours = {t for t in tables - {VERSION_TABLE} if not t.startswith(f"{_FTS_PREFIX}_")}
@@ -245,18 +325,23 @@ def _recorded(connection: sqlite3.Connection, database: Path) -> tuple[str | Non
     missing = RELEASE_0_1_0_TABLES - ours
     if missing:
         raise SchemaError(
-            f"{database} has tables ({', '.join(sorted(ours))}) but no schema revision and "
+            f"{label} has tables ({', '.join(sorted(ours))}) but no schema revision and "
             f"not all of release 0.1.0's (missing {', '.join(sorted(missing))}): it is not an "
             "appliance data dir, or a damaged one; point --data-dir elsewhere or restore a backup"
         )
     return None, True
 
 
-def _too_new(database: Path, current: str | None, head: str) -> SchemaTooNew:
+def _too_new(database: StoreLocation, current: str | None, head: str) -> SchemaTooNew:
+    kept = (
+        "the pre-upgrade .bak file beside the database"
+        if sqlite_path(database) is not None
+        else "a pg_dump of the database"
+    )
     return SchemaTooNew(
-        f"{database} is at schema revision {current}, which this release does not know (its "
-        f"newest is {head}): a newer release wrote it. Run that release again, or restore a "
-        "backup taken before the upgrade (the pre-upgrade .bak file beside the database)"
+        f"{describe(database)} is at schema revision {current}, which this release does not "
+        f"know (its newest is {head}): a newer release wrote it. Run that release again, or "
+        f"restore a backup taken before the upgrade ({kept})"
     )
 
 
@@ -323,7 +408,17 @@ def _fd(path: Path, flags: int) -> Iterator[int]:
 
 def _log_upgrade(done: Upgrade) -> None:
     if done.created:
-        log.info("new database %s created at schema revision %s", done.path, done.to_revision)
+        log.info(
+            "new database %s created at schema revision %s", describe(done.path), done.to_revision
+        )
+    elif sqlite_path(done.path) is None:
+        log.warning(
+            "PostgreSQL store %s upgraded from schema revision %s to %s; no copy was kept "
+            "(back a PostgreSQL store up with pg_dump before upgrading the release)",
+            describe(done.path),
+            done.from_revision or "none",
+            done.to_revision,
+        )
     elif done.stamped and done.backup is None:
         log.warning(
             "database %s is release 0.1.0's (no schema revision): stamped with %s",

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.sqlite import insert
 from sqlalchemy.orm import Session
 
+from appliance.store.dialect import insert_for
 from appliance.store.schema import CollectionRow, QueryLogRow
 
 
@@ -25,7 +25,7 @@ def add_counts(session: Session, counts: Iterable[tuple[int, str, str, int, date
     """Add (collection id, query, params, count, last seen) to the log, one row per search.
     Counts of collections dropped since they were gathered are left out (their rows would
     break the foreign key and fail every collection's counts); returns how many searches
-    those were. Run in a write transaction (BEGIN IMMEDIATE), no drop can come in between."""
+    those were. Run in a write transaction (writers take turns), no drop can come in between."""
     counts = list(counts)
     wanted = sorted({c for c, _, _, _, _ in counts})
     existing = set(session.scalars(select(CollectionRow.id).where(CollectionRow.id.in_(wanted))))
@@ -37,7 +37,7 @@ def add_counts(session: Session, counts: Iterable[tuple[int, str, str, int, date
     dropped = sum(n for c, _, _, n, _ in counts if c not in existing)
     if not rows:
         return dropped
-    statement = insert(QueryLogRow)
+    statement = insert_for(session, QueryLogRow)
     session.execute(
         statement.on_conflict_do_update(
             index_elements=["collection_id", "query", "params"],

@@ -3,7 +3,8 @@ restarted. Every acknowledged document must survive and be findable, every batch
 or nothing, and `appliance verify` must find the indexes equal to the store after each kill.
 Some rounds end with SIGTERM instead: the request in flight finishes and snapshots are saved.
 
-Run with `make test-reliability` (CRASH_KILLS sets the number of SIGKILLs, default 20).
+Run with `make test-reliability` (CRASH_KILLS sets the number of SIGKILLs, default 20); on a
+PostgreSQL store too with `make test-postgres`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from crash_server import Server, request, verify
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 WORDS = [
     "amber", "basalt", "cedar", "delta", "ember", "fjord", "glacier", "harbor", "island",
@@ -71,20 +74,32 @@ def _writer(server: Server, ledger: Ledger, rng: random.Random, tag: str, stop: 
             return
 
 
-def _stored_ids(data_dir: Path) -> set[str]:
+_STORED_IDS = (
+    "SELECT d.external_id FROM documents d JOIN collections c "
+    "ON c.id = d.collection_id WHERE c.name = 'default'"
+)
+
+
+def _stored_ids(data_dir: Path, database_url: str = "") -> set[str]:
+    if database_url:  # a PostgreSQL store: read it as another client would
+        engine = create_engine(database_url, poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                return set(connection.scalars(text(_STORED_IDS)))
+        finally:
+            engine.dispose()
     raw = sqlite3.connect(f"file:{data_dir / 'appliance.sqlite3'}?mode=ro", uri=True)
     try:
-        rows = raw.execute(
-            "SELECT d.external_id FROM documents d JOIN collections c "
-            "ON c.id = d.collection_id WHERE c.name = 'default'"
-        ).fetchall()
+        rows = raw.execute(_STORED_IDS).fetchall()
     finally:
         raw.close()
     return {row[0] for row in rows}
 
 
-def _check_nothing_lost(server: Server, ledger: Ledger, rng: random.Random) -> None:
-    stored = _stored_ids(server.data_dir)
+def _check_nothing_lost(
+    server: Server, ledger: Ledger, rng: random.Random, database_url: str
+) -> None:
+    stored = _stored_ids(server.data_dir, database_url)
     lost = set(ledger.acked) - stored
     assert not lost, f"{len(lost)} acknowledged documents lost: {sorted(lost)[:5]}"
     for batch in ledger.unanswered:
@@ -108,7 +123,9 @@ def _verify_ok(data_dir: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
+def test_sigkill_loses_nothing_acknowledged(tmp_path: Path, database_url: str) -> None:
+    """`database_url`: "" for a SQLite store; a PostgreSQL database in the `postgres` run (the
+    server and `verify` get it through APPLIANCE_DATABASE_URL)."""
     kills_wanted = int(os.environ.get("CRASH_KILLS", "20"))
     rng = random.Random(int(os.environ.get("CRASH_SEED", "20261127")))
     data_dir = tmp_path / "data"
@@ -122,7 +139,7 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
     while kills < kills_wanted:
         round_no += 1
         if ledger.acked:
-            _check_nothing_lost(server, ledger, rng)
+            _check_nothing_lost(server, ledger, rng, database_url)
         if round_no % 6 == 0:
             # Graceful: the request in flight at SIGTERM completes, snapshots are saved.
             docs = _batch(rng, f"r{round_no}term", 24)
@@ -164,12 +181,13 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
             _verify_ok(data_dir)
             server.start()
         server.wait_ready()
-    _check_nothing_lost(server, ledger, rng)
+    _check_nothing_lost(server, ledger, rng, database_url)
     assert server.terminate() in GRACEFUL
     _verify_ok(data_dir)
-    lost = len(set(ledger.acked) - _stored_ids(data_dir))
+    lost = len(set(ledger.acked) - _stored_ids(data_dir, database_url))
     print(
-        f"\ncrash test: {kills} SIGKILLs survived ({startup_kills} during start-up), "
+        f"\ncrash test ({'postgresql' if database_url else 'sqlite'}): {kills} SIGKILLs "
+        f"survived ({startup_kills} during start-up), "
         f"{sigterms} SIGTERMs, {len(ledger.acked)} acknowledged documents in "
         f"{ledger.batches} batches, {lost} lost, {len(ledger.unanswered)} unanswered batches "
         f"all-or-nothing, {time.monotonic() - started:.0f} s"

@@ -1,7 +1,8 @@
 """Alembic's environment: runs the revisions on the connection `appliance.store.migration` holds.
 
-That connection is already inside a `BEGIN IMMEDIATE` transaction with foreign keys off, so
-every revision and the version stamp commit together, or not at all.
+That connection is already inside the store's write transaction (SQLite: `BEGIN IMMEDIATE`
+with foreign keys off; PostgreSQL: the writers' advisory lock, transactional DDL), so every
+revision and the version stamp commit together, or not at all.
 """
 
 from __future__ import annotations

@@ -7,12 +7,17 @@ Create Date: 2026-12-01
 Frozen: it spells out what `Base.metadata.create_all` and the keyword module created in that
 release, so a later change to the models is a new revision, never an edit here. A data dir of
 0.1.0 (these tables, no revision) is stamped with this revision, not rebuilt.
+
+On PostgreSQL (a store that release never had) the same tables are created, with document
+metadata as JSONB and without the FTS5 table and its triggers, which only SQLite has; on
+SQLite it creates exactly what it always did.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
@@ -90,7 +95,9 @@ def upgrade() -> None:
         sa.Column("collection_id", sa.Integer(), nullable=False),
         sa.Column("external_id", sa.String(512), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("metadata", sa.JSON(), nullable=False),
+        sa.Column(
+            "metadata", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
         sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
@@ -160,8 +167,9 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     op.create_index("ix_vectors_collection_model", "vectors", ["collection_id", "model_id"])
-    for statement in _FTS_DDL:
-        op.execute(statement)
+    if op.get_bind().dialect.name == "sqlite":
+        for statement in _FTS_DDL:
+            op.execute(statement)
 
 
 def downgrade() -> None:
