@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hnswlib
@@ -44,6 +46,49 @@ def parse_spec(spec: str) -> dict[str, int]:
     return values
 
 
+class _EfGate:
+    """Lets searches share an hnswlib index although its ef is one setting of the index, not a
+    parameter of a query: searches that want the ef set now run side by side; one that wants
+    another waits until those inside leave, sets it, and goes in. While one waits to change it,
+    later arrivals wait too, so a stream of searches at one ef cannot starve another ef."""
+
+    def __init__(self, index: hnswlib.Index) -> None:
+        self._index = index
+        self._cond = threading.Condition(threading.Lock())
+        self._ef = -1
+        self._inside = 0
+        self._waiting = 0
+        self._round = 0  # times the index emptied of searches
+
+    @contextmanager
+    def searching(self, ef: int) -> Iterator[None]:
+        with self._cond:
+            if self._waiting or not self._may_enter(ef):
+                # Behind others who wait: go in no earlier than the next time it empties.
+                behind = self._round if self._waiting else None
+                self._waiting += 1
+                try:
+                    while not self._may_enter(ef) or self._round == behind:
+                        self._cond.wait()
+                finally:
+                    self._waiting -= 1
+            if self._ef != ef:
+                self._index.set_ef(ef)
+                self._ef = ef
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._inside -= 1
+                if not self._inside:
+                    self._round += 1
+                    self._cond.notify_all()
+
+    def _may_enter(self, ef: int) -> bool:
+        return not self._inside or self._ef == ef
+
+
 class HnswlibIndex:
     def __init__(self, config: IndexConfig, dimension: int, index: hnswlib.Index) -> None:
         self.config = config
@@ -51,7 +96,7 @@ class HnswlibIndex:
         self._index = index
         self._deleted: set[int] = set()
         # hnswlib's ef is a property of the index, not of a query.
-        self._ef_lock = threading.Lock()
+        self._ef_gate = _EfGate(index)
         # Threads for one unfiltered search call (-1: all cores). A filtered search stays on
         # one thread: its filter is a Python callable, and more threads only contend for the GIL.
         self.num_threads = 1
@@ -135,8 +180,7 @@ class HnswlibIndex:
         self, queries: np.ndarray, k: int, ef: int, accept: object
     ) -> tuple[np.ndarray, np.ndarray]:
         while True:
-            with self._ef_lock:
-                self._index.set_ef(ef)
+            with self._ef_gate.searching(ef):
                 try:
                     threads = self.num_threads if accept is None else 1
                     return self._index.knn_query(queries, k=k, num_threads=threads, filter=accept)
