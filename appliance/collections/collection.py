@@ -23,9 +23,15 @@ from sqlalchemy.orm import Session
 
 from appliance.collections.readers import ReadSnapshot
 from appliance.collections.rwlock import ReadWriteLock
-from appliance.embedding.chunking import DEFAULT_OVERLAP, ChunkingConfig
+from appliance.collections.settings import (
+    CollectionSettings,
+    SearchDefaults,
+    joined_options,
+    split_options,
+)
+from appliance.embedding.chunking import ChunkingConfig
 from appliance.errors import DocumentNotFound
-from appliance.index.base import IndexConfig, VectorIndex
+from appliance.index.base import IndexConfig, IndexTraits, VectorIndex
 from appliance.index.registry import backend_for
 from appliance.index.snapshots import save_snapshot
 from appliance.keyword.index import KeywordIndex
@@ -100,6 +106,7 @@ class LiveCollection:
     checked_version: int = -1
     # BM25 over the collection's documents, derived from the store like the vector index.
     keyword: KeywordIndex = field(default_factory=KeywordIndex)
+    _settings: tuple[IndexConfig, CollectionSettings] | None = field(default=None, repr=False)
 
     @property
     def model_id(self) -> str:
@@ -114,13 +121,20 @@ class LiveCollection:
         return self.active.dimension
 
     @property
+    def settings(self) -> CollectionSettings:
+        """The content settings and search defaults, typed (read from the stored options)."""
+        cached = self._settings
+        if cached is None or cached[0] is not self.config:
+            cached = self._settings = (self.config, split_options(self.config.options)[1])
+        return cached[1]
+
+    @property
+    def traits(self) -> IndexTraits:
+        return backend_for(self.config).traits(self.config)
+
+    @property
     def chunking(self) -> ChunkingConfig:
-        options = self.config.options
-        return ChunkingConfig(
-            enabled=bool(options.get("chunking", True)),
-            max_tokens=options.get("chunk_tokens"),
-            overlap=int(options.get("chunk_overlap", DEFAULT_OVERLAP)),
-        )
+        return self.settings.content.chunking_config()
 
     @property
     def db(self) -> Database:
@@ -251,6 +265,29 @@ class LiveCollection:
                 added,
                 removed,
             )
+
+    def change_search_defaults(self, changes: SearchDefaults) -> CollectionSettings:
+        """Set the search defaults `changes` gives (the others stay). The generation moves on,
+        so no cached answer made under the old defaults is served."""
+        with self.write_lock:
+            index_options, current = split_options(self.config.options)
+            settings = CollectionSettings(
+                content=current.content, search=current.search.merged(changes)
+            )
+            config = IndexConfig(
+                backend=self.config.backend,
+                spec=self.config.spec,
+                options=joined_options(index_options, settings),
+            )
+            if config == self.config:
+                return settings
+            with self.db.write() as session:
+                row = collection_store.get_collection(session, self.name)
+                row.index_options = dict(config.options)
+                generation = document_store.bump_generation(session, self.id)
+            self.config = config
+            self.apply(WriteResult(generation=generation))
+            return settings
 
     def replace_index(self, config: IndexConfig, index: VectorIndex) -> None:
         """Swap in `index` (built from the stored vectors of the active model while the current

@@ -27,8 +27,20 @@ from appliance.collections.collection import (
     StoredDocument,
     sync_index,
 )
+from appliance.collections.settings import (
+    CONTENT_FIELDS,
+    SEARCH_FIELDS,
+    SearchDefaults,
+    split_options,
+)
 from appliance.errors import CollectionNotFound
-from appliance.index.base import IndexConfig, IndexPlace, IndexServer, VectorIndex
+from appliance.index.base import (
+    IndexConfig,
+    IndexPlace,
+    IndexServer,
+    VectorIndex,
+    check_query_params,
+)
 from appliance.index.registry import backend_for
 from appliance.index.snapshots import SnapshotInfo, discard_snapshot, load_snapshot
 from appliance.keyword.index import KeywordIndex
@@ -40,8 +52,9 @@ from appliance.store.documents import WriteResult
 from appliance.store.schema import CollectionRow
 
 log = logging.getLogger(__name__)
-# Options that describe how the stored vectors were made, not how they are indexed.
-_CONTENT_OPTIONS = ("chunking", "chunk_tokens", "chunk_overlap")
+# Options a move onto another index keeps: how the stored vectors were made (content) and
+# how the collection is searched (search defaults); neither is the index's.
+_KEPT_OPTIONS = CONTENT_FIELDS + SEARCH_FIELDS
 __all__ = [
     "ActiveVersion",
     "CollectionManager",
@@ -174,8 +187,10 @@ class CollectionManager:
         return self.get(name).document(doc_id)
 
     def create(self, name: str, config: IndexConfig, model_id: str) -> LiveCollection:
+        """A new collection; `config.options` may hold its content settings and search
+        defaults beside the index's own options (see collections/settings.py)."""
         dimension = self.dimension_of(model_id)
-        backend_for(config).validate(config, dimension)
+        check_config(config, dimension)
         with self._lock:
             with self.db.write() as session:
                 row = collection_store.create_collection(
@@ -204,14 +219,21 @@ class CollectionManager:
             self._live[name] = live
             return live
 
+    def change_search_defaults(self, name: str, changes: SearchDefaults) -> LiveCollection:
+        """Set the search defaults `changes` gives; the others stay."""
+        live = self.get(name)
+        live.change_search_defaults(changes)
+        return live
+
     def reconfigure(self, name: str, config: IndexConfig) -> LiveCollection:
         """Switch a collection to another index configuration, built from the stored vectors
-        (never re-embedded). Chunking options stay: the stored vectors were made with them.
+        (never re-embedded). Content settings (the stored vectors were made with them) and
+        search defaults stay.
         The build runs while searches and writes go on against the current index; the new
         one is caught up with the writes made meanwhile, then swapped in."""
         live = self.get(name)
-        backend_for(config).validate(config, live.dimension)
-        kept = {k: v for k, v in live.config.options.items() if k in _CONTENT_OPTIONS}
+        check_config(config, live.dimension)
+        kept = {k: v for k, v in live.config.options.items() if k in _KEPT_OPTIONS}
         config = IndexConfig(
             backend=config.backend, spec=config.spec, options={**config.options, **kept}
         )
@@ -295,6 +317,10 @@ class CollectionManager:
             raise CollectionNotFound(f"collection {name!r} does not exist")
         generation, model_id, backend, spec, options = row
         config = IndexConfig(backend=backend, spec=spec, options=dict(options))
+        if model_id == live.model_id and config != live.config and _same_index(config, live):
+            # Another process changed the search defaults: nothing to rebuild.
+            with live.write_lock:
+                live.config = config
         if model_id != live.model_id or config != live.config:
             # Another process switched the model or rebuilt the index: load its result.
             return self._reopen(live)
@@ -337,6 +363,24 @@ class CollectionManager:
         """Apply a write committed outside `live.commit` (tools and tests that write to the
         store themselves). Call with live.write_lock held."""
         live.apply(result)
+
+
+def check_config(config: IndexConfig, dimension: int) -> None:
+    """Refuse, saying what to fix, an index the backend cannot build, settings out of bounds,
+    or query defaults (ef, nprobe) the index would not read."""
+    backend = backend_for(config)
+    backend.validate(config, dimension)
+    split_options(config.options)[1].content.check()
+    check_query_params(config, backend.traits(config), config.default_params())
+
+
+def _same_index(config: IndexConfig, live: LiveCollection) -> bool:
+    ours = live.config
+    return (config.backend, config.spec, split_options(config.options)[0]) == (
+        ours.backend,
+        ours.spec,
+        split_options(ours.options)[0],
+    )
 
 
 def _config_of(row: CollectionRow) -> IndexConfig:

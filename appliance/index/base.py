@@ -10,14 +10,30 @@ from typing import Any, Protocol
 import msgspec
 import numpy as np
 
-from appliance.errors import InvalidIndexSpec
+from appliance.errors import InvalidIndexSpec, InvalidQueryParams
 
 
 class SearchParams(msgspec.Struct, kw_only=True, frozen=True):
-    """Query-time knobs; a backend ignores those that do not apply to it."""
+    """Query-time knobs; each backend declares those it reads (`IndexTraits.query_params`)."""
 
     ef: int | None = None
     nprobe: int | None = None
+
+    def given(self) -> list[str]:
+        """The names of the knobs set."""
+        return [name for name in self.__struct_fields__ if getattr(self, name) is not None]
+
+
+class IndexTraits(msgspec.Struct, kw_only=True, frozen=True):
+    """What an index configuration is, declared by its backend, so that callers never read
+    spec strings."""
+
+    # Answers exactly (brute force): an id selector search is already exact, recall is 1.
+    exact: bool
+    # Keeps compressed codes (PQ, SQ, ...): candidates are worth rescoring with exact vectors.
+    lossy: bool
+    # The SearchParams fields it reads (ef, nprobe); any other one is refused.
+    query_params: tuple[str, ...]
 
 
 class IndexConfig(msgspec.Struct, kw_only=True, frozen=True):
@@ -32,6 +48,16 @@ class IndexConfig(msgspec.Struct, kw_only=True, frozen=True):
 
     def default_params(self) -> SearchParams:
         return SearchParams(ef=self.options.get("ef"), nprobe=self.options.get("nprobe"))
+
+
+def check_query_params(config: IndexConfig, traits: IndexTraits, params: SearchParams) -> None:
+    """InvalidQueryParams naming what the index accepts, for a knob it would not read."""
+    unknown = [name for name in params.given() if name not in traits.query_params]
+    if unknown:
+        accepted = ", ".join(traits.query_params) or "no query parameters"
+        raise InvalidQueryParams(
+            f"index {config.label} does not take {', '.join(unknown)}; it accepts {accepted}"
+        )
 
 
 def parse_index_arg(text: str) -> IndexConfig:
@@ -123,6 +149,8 @@ class VectorIndex(Protocol):
 
 class IndexBackend(Protocol):
     name: str
+    # The spec a collection gets when it names the backend and no spec.
+    default_spec: str
     # True: the index keeps its own state on a server, so start-up lists the ids it holds
     # (and catches up by set difference) instead of loading a snapshot, and `save` writes
     # nothing. False: a local index, rebuilt or loaded from a snapshot.
@@ -144,4 +172,8 @@ class IndexBackend(Protocol):
 
     def validate(self, config: IndexConfig, dimension: int) -> None:
         """Raise InvalidIndexSpec with a message that says what to fix."""
+        ...
+
+    def traits(self, config: IndexConfig) -> IndexTraits:
+        """What an index of this configuration is (exact, lossy, the query knobs it reads)."""
         ...

@@ -12,14 +12,16 @@ from collections.abc import Callable
 import numpy as np
 
 from appliance.index.base import IndexConfig, SearchParams, VectorIndex
+from appliance.index.registry import backend_for
 
 # (sorted allowed ids) -> (ids, vectors) for those ids, in the order of the ids returned.
 VectorLoader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def is_exact_index(config: IndexConfig) -> bool:
-    """A flat FAISS index already answers a selector search exactly, without loading vectors."""
-    return config.backend == "faiss" and config.spec.replace("IDMap2,", "") == "Flat"
+    """An exact index (flat) already answers a selector search exactly, without loading
+    vectors."""
+    return backend_for(config).traits(config).exact
 
 
 # Above this share of the index, the selector search is cheaper than loading the matching

@@ -16,7 +16,7 @@ import hnswlib
 import numpy as np
 
 from appliance.errors import InvalidIndexSpec
-from appliance.index.base import IndexConfig, IndexPlace, SearchParams, VectorIndex
+from appliance.index.base import IndexConfig, IndexPlace, IndexTraits, SearchParams, VectorIndex
 
 _INDEX_FILE = "index.hnswlib"
 _STATE_FILE = "hnswlib_state.json"
@@ -207,6 +207,8 @@ class HnswlibIndex:
 
 class HnswlibBackend:
     name = "hnswlib"
+    # The index a collection gets when it names this backend and no spec.
+    default_spec = "M=32,ef_construction=200"
 
     persistent = False
 
@@ -223,3 +225,6 @@ class HnswlibBackend:
 
     def validate(self, config: IndexConfig, dimension: int) -> None:
         parse_spec(config.spec)
+
+    def traits(self, config: IndexConfig) -> IndexTraits:
+        return IndexTraits(exact=False, lossy=False, query_params=("ef",))

@@ -8,16 +8,17 @@ import time
 import uuid
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from appliance.collections.manager import CollectionManager, LiveCollection
 from appliance.collections.readers import ReadSnapshot
+from appliance.collections.settings import Fusion, Mode
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.pool import EncoderPool
 from appliance.errors import InvalidRequest
-from appliance.index.base import SearchParams
+from appliance.index.base import SearchParams, check_query_params
 from appliance.search.admission import Admission
 from appliance.search.cache import RecentQueries, ResultCache, ServedQuery, result_key
 from appliance.search.filters import compile_filter
@@ -26,11 +27,7 @@ from appliance.search.preprocess import normalize_query
 from appliance.search.rerank import Reranker
 from appliance.store.documents import StoredText
 
-Mode = Literal["dense", "keyword", "hybrid"]
-Fusion = Literal["rrf", "weighted"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
-# Specs whose stored codes are lossy: their candidates are rescored with the exact vectors.
-_COMPRESSED = ("PQ", "SQ", "LSH", "RQ")
 _RESCORE_OVERSAMPLE = 4
 # Defaults fitted on the SciFact train and NFCorpus dev splits (benchmarks/tune_hybrid.py):
 # hybrid with weighted fusion, dense weight 0.4, titles weighing 3× in BM25.
@@ -261,9 +258,11 @@ class SearchService:
     ) -> _Request:
         where = compile_filter(options.filter)
         text = normalize_query(query, self.max_query_chars)
-        mode = options.mode or live.config.options.get("mode", DEFAULT_MODE)
+        mode = options.mode or live.settings.search.mode or DEFAULT_MODE
         if mode not in MODES:
             raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        if options.params is not None and mode != "keyword":
+            check_query_params(live.config, live.traits, options.params)
         key = result_key(collection, live.generation, text, replace(options, mode=mode))
         return _Request(where=where, text=text, live=live, mode=mode, key=key)
 
@@ -287,7 +286,7 @@ class SearchService:
         """Best chunk per document, `wanted` documents, fetching more chunks when documents
         repeat (long texts have several); only `allowed` vector ids when given."""
         params = params or live.config.default_params()
-        rescore = _is_compressed(live)
+        rescore = live.traits.lossy and live.settings.search.rescore is not False
         fetch = wanted * (_RESCORE_OVERSAMPLE if rescore else 1)
         if live.chunking.enabled:
             fetch *= 2
@@ -321,11 +320,11 @@ class SearchService:
         """BM25 from the collection's keyword index, only documents matching `where` if given."""
         reader = snapshot.keyword
         allowed = reader.allowed(where) if where is not None else None
-        title_weight = (
-            options.title_weight
-            if options.title_weight is not None
-            else float(live.config.options.get("title_weight", DEFAULT_TITLE_WEIGHT))
-        )
+        title_weight = options.title_weight
+        if title_weight is None:
+            title_weight = live.settings.search.title_weight
+        if title_weight is None:
+            title_weight = DEFAULT_TITLE_WEIGHT
         return reader.search(text, wanted, title_weight=title_weight, allowed=allowed)
 
     def _fuse(
@@ -335,11 +334,14 @@ class SearchService:
         options: SearchOptions,
         live: LiveCollection,
     ) -> list[tuple[int, _Candidate]]:
+        defaults = live.settings.search
+
         def setting(name: str) -> Any:
-            value = getattr(options, name)
-            return (
-                value if value is not None else live.config.options.get(name, FUSION_DEFAULTS[name])
-            )
+            # The request's, else the collection's, else the appliance's.
+            for value in (getattr(options, name), getattr(defaults, name)):
+                if value is not None:
+                    return value
+            return FUSION_DEFAULTS[name]
 
         chunks = {doc_id: candidate.chunk for doc_id, candidate in dense}
         if setting("fusion") == "weighted":
@@ -396,14 +398,6 @@ def replayable_params(options: SearchOptions, mode: str) -> str:
     """The parameters cache warming repeats, canonically: limit, mode and filter."""
     return json.dumps(
         {"filter": options.filter, "limit": options.limit, "mode": mode}, sort_keys=True
-    )
-
-
-def _is_compressed(live: LiveCollection) -> bool:
-    if live.config.backend != "faiss":
-        return False
-    return bool(live.config.options.get("rescore", True)) and any(
-        marker in live.config.spec.upper() for marker in _COMPRESSED
     )
 
 
