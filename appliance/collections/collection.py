@@ -86,6 +86,9 @@ class CollectionPlace:
     exact_filter_threshold: int
     # False: a server-side index is compared as the server holds it, never repaired (verify).
     repair_server_indexes: bool = True
+    # How a committed write reaches the indexes: the catalogue's `apply` (one seam where a
+    # crash between commit and apply can be simulated), else the collection's own.
+    apply: Callable[[LiveCollection, WriteResult], None] | None = None
 
 
 @dataclass(eq=False)
@@ -209,9 +212,10 @@ class LiveCollection:
             with self.db.write() as session:
                 outcome = write(session)
             items = outcome if isinstance(outcome, tuple) else (outcome,)
+            apply = self.place.apply or LiveCollection.apply
             for item in items:
                 if isinstance(item, WriteResult):
-                    self.apply(item)
+                    apply(self, item)
             return outcome
 
     def apply(self, result: WriteResult) -> None:

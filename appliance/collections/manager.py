@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import select
+import numpy as np
+from sqlalchemy import ColumnElement, select
 
 from appliance.collections.collection import (
     ActiveVersion,
@@ -38,6 +39,7 @@ from appliance.index.base import (
     IndexConfig,
     IndexPlace,
     IndexServer,
+    SearchParams,
     VectorIndex,
     check_query_params,
 )
@@ -107,6 +109,8 @@ class CollectionManager:
             keyword_dir=self._keyword_dir(row_id),
             exact_filter_threshold=self.exact_filter_threshold,
             repair_server_indexes=self.repair_server_indexes,
+            # Looked up at each write, so that a test may stand in for it.
+            apply=lambda live, result: self.apply(live, result),
         )
 
     def _place(self, collection_id: int, model_id: str) -> IndexPlace | None:
@@ -358,6 +362,24 @@ class CollectionManager:
     def catch_up(self, live: LiveCollection) -> None:
         """Bring the indexes to the store's state by id set difference. Idempotent."""
         live.catch_up()
+
+    def search(
+        self,
+        live: LiveCollection,
+        query: np.ndarray,
+        k: int,
+        params: SearchParams,
+        allowed: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One dense search in a read transaction of its own (tools and tests; the search
+        pipeline reads through `live.reader()`)."""
+        with live.reader() as snapshot:
+            return snapshot.dense.search(query, k, params, allowed)
+
+    def allowed_ids(self, live: LiveCollection, where: ColumnElement[bool]) -> np.ndarray:
+        """The vector ids of documents matching a compiled filter (tools and tests)."""
+        with live.reader() as snapshot:
+            return snapshot.dense.allowed(where)
 
     def apply(self, live: LiveCollection, result: WriteResult) -> None:
         """Apply a write committed outside `live.commit` (tools and tests that write to the
