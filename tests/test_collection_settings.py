@@ -14,11 +14,13 @@ from appliance.collections.settings import (
     CollectionSettings,
     ContentSettings,
     SearchDefaults,
+    index_part,
     joined_options,
     split_options,
 )
 from appliance.index.base import IndexConfig
 from appliance.index.registry import backend_for
+from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
 from tests.conftest import ANIMALS
 
@@ -168,3 +170,24 @@ def test_stored_options_read_as_before() -> None:
     assert joined_options(index, settings) == {**stored, "alpha": 1.0}
     # A collection made without settings stores what it always did.
     assert joined_options({"ef": 128}, CollectionSettings()) == {"ef": 128}
+
+
+def test_search_defaults_changed_by_another_process_need_no_rebuild(open_appliance: Any) -> None:
+    server: Appliance = open_appliance(result_cache_size=0)
+    server.create_collection("c")
+    server.ingest.upsert("c", [DocumentInput(id=i, text=t, metadata=m) for i, t, m in ANIMALS])
+    index = server.collections.get("c").index
+    other: Appliance = open_appliance()
+    other.collections.change_search_defaults("c", SearchDefaults(mode="keyword"))
+    assert server.search.search("c", "penguins").mode == "keyword"
+    assert server.collections.get("c").index is index
+
+
+def test_an_index_is_made_without_the_search_defaults() -> None:
+    # A server-side index is named after its configuration: changing a default must not move it.
+    stored = IndexConfig(
+        backend="milvus", spec="HNSW", options={"ef": 128, "mode": "keyword", "chunking": False}
+    )
+    assert index_part(stored).options == {"ef": 128, "chunking": False}
+    plain = IndexConfig(backend="hnswlib", spec="M=32", options={"ef": 64})
+    assert index_part(plain) is plain

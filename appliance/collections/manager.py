@@ -32,6 +32,7 @@ from appliance.collections.settings import (
     CONTENT_FIELDS,
     SEARCH_FIELDS,
     SearchDefaults,
+    index_part,
     split_options,
 )
 from appliance.errors import CollectionNotFound
@@ -122,6 +123,7 @@ class CollectionManager:
         self, collection_id: int, model_id: str, dimension: int, config: IndexConfig
     ) -> VectorIndex:
         """An empty local index, or a server-side one as its server holds it."""
+        config = index_part(config)
         return backend_for(config).create(config, dimension, self._place(collection_id, model_id))
 
     def _open(self, row: CollectionRow) -> LiveCollection:
@@ -129,7 +131,9 @@ class CollectionManager:
         dimension = self.dimension_of(row.model_id)
         loaded = None
         if not backend_for(config).persistent:
-            loaded = load_snapshot(self._snapshot_dir(row.id), config, dimension, row.model_id)
+            loaded = load_snapshot(
+                self._snapshot_dir(row.id), index_part(config), dimension, row.model_id
+            )
         if loaded is None:
             index = self._new_index(row.id, row.model_id, dimension, config)
         else:

@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from appliance.embedding.chunking import DEFAULT_OVERLAP, ChunkingConfig
 from appliance.errors import InvalidRequest
+from appliance.index.base import IndexConfig
 
 Mode = Literal["dense", "keyword", "hybrid"]
 Fusion = Literal["rrf", "weighted"]
@@ -96,6 +97,16 @@ def split_options(options: dict[str, Any]) -> tuple[dict[str, Any], CollectionSe
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"collection settings: {exc}") from exc
     return index, settings
+
+
+def index_part(config: IndexConfig) -> IndexConfig:
+    """The configuration an index is made with: without the search defaults, which are not the
+    index's (a server-side index is named after its configuration, and changing a default
+    must not move it)."""
+    if not any(name in config.options for name in SEARCH_FIELDS):
+        return config
+    options = {k: v for k, v in config.options.items() if k not in SEARCH_FIELDS}
+    return IndexConfig(backend=config.backend, spec=config.spec, options=options)
 
 
 def joined_options(index_options: dict[str, Any], settings: CollectionSettings) -> dict[str, Any]:

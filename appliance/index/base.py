@@ -5,10 +5,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 import numpy as np
+from msgspec import Meta
 
 from appliance.errors import InvalidIndexSpec, InvalidQueryParams
 
@@ -36,7 +37,21 @@ class IndexTraits(msgspec.Struct, kw_only=True, frozen=True):
     query_params: tuple[str, ...]
 
 
+class IndexOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """An index's own options, typed: a build option and the query defaults."""
+
+    # HNSW graphs (hnswlib, faiss HNSW, milvus HNSW): candidates kept while building.
+    ef_construction: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    # Query defaults; a search may override them (SearchParams).
+    ef: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    nprobe: Annotated[int, Meta(ge=1, le=65_536)] | None = None
+
+
 class IndexConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """An index: its backend, its spec (the whole description for faiss, a factory string)
+    and its options as stored (a flat JSON object that the collection's content settings and
+    search defaults share; `typed_options` reads the index's own)."""
+
     backend: str
     spec: str
     # Build options and query-time defaults, e.g. {"ef_construction": 200, "ef": 128}.
@@ -46,8 +61,16 @@ class IndexConfig(msgspec.Struct, kw_only=True, frozen=True):
     def label(self) -> str:
         return f"{self.backend}:{self.spec}"
 
+    def typed_options(self) -> IndexOptions:
+        own = {k: self.options[k] for k in IndexOptions.__struct_fields__ if k in self.options}
+        try:
+            return msgspec.convert(own, IndexOptions, strict=False)
+        except msgspec.ValidationError as exc:
+            raise InvalidIndexSpec(f"index options of {self.label}: {exc}") from exc
+
     def default_params(self) -> SearchParams:
-        return SearchParams(ef=self.options.get("ef"), nprobe=self.options.get("nprobe"))
+        options = self.typed_options()
+        return SearchParams(ef=options.ef, nprobe=options.nprobe)
 
 
 def check_query_params(config: IndexConfig, traits: IndexTraits, params: SearchParams) -> None:

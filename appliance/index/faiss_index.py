@@ -76,6 +76,8 @@ class FaissIndex:
         self._is_hnsw = getattr(_sub_index(index), "hnsw", None) is not None
         # Unfiltered search parameters by (nprobe or efSearch): read-only, shared by searches.
         self._plain_params: dict[tuple[str, int], faiss.SearchParameters] = {}
+        # The collection's query defaults (ef, nprobe), read once.
+        self._defaults = config.default_params()
 
     @classmethod
     def build(cls, config: IndexConfig, dimension: int) -> FaissIndex:
@@ -92,7 +94,7 @@ class FaissIndex:
             ) from exc
         hnsw = getattr(_sub_index(index), "hnsw", None)
         if hnsw is not None:
-            hnsw.efConstruction = int(config.options.get("ef_construction", 200))
+            hnsw.efConstruction = config.typed_options().ef_construction or 200
         return cls(config, dimension, index)
 
     # -- writes ---------------------------------------------------------------------------
@@ -199,10 +201,10 @@ class FaissIndex:
             return faiss.SearchParameters(sel=selector) if selector is not None else None
         ivf = self._ivf_index
         if ivf is not None:
-            nprobe = params.nprobe or self.config.options.get("nprobe") or DEFAULT_NPROBE
+            nprobe = params.nprobe or self._defaults.nprobe or DEFAULT_NPROBE
             key = ("ivf", int(min(math.ceil(nprobe * widen), ivf.nlist)))
         elif self._is_hnsw:
-            ef = params.ef or self.config.options.get("ef") or DEFAULT_EF
+            ef = params.ef or self._defaults.ef or DEFAULT_EF
             key = ("hnsw", min(math.ceil(ef * widen), MAX_EF))
         else:
             key = ("flat", 0)

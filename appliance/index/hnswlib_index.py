@@ -97,6 +97,8 @@ class HnswlibIndex:
         self._deleted: set[int] = set()
         # hnswlib's ef is a property of the index, not of a query.
         self._ef_gate = _EfGate(index)
+        # The collection's query default (ef), read once.
+        self._defaults = config.default_params()
         # Threads for one unfiltered search call (-1: all cores). A filtered search stays on
         # one thread: its filter is a Python callable, and more threads only contend for the GIL.
         self.num_threads = 1
@@ -163,7 +165,7 @@ class HnswlibIndex:
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         if fetch <= 0:
             return scores, ids
-        ef = int(params.ef or self.config.options.get("ef") or DEFAULT_EF)
+        ef = int(params.ef or self._defaults.ef or DEFAULT_EF)
         if allowed is not None:
             # A filter hides the rest of the graph from the search: look proportionally wider.
             ef = min(ef * max(1, len(self) // max(1, len(allowed))), MAX_EF)

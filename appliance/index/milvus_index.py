@@ -339,13 +339,13 @@ class MilvusIndex:
         return merged_scores[order], merged_ids[order]
 
     def _params(self, params: SearchParams, k: int, widen: float) -> dict[str, Any]:
-        options = self.config.options
+        defaults = self.config.default_params()
         inner: dict[str, Any] = {}
         if self.index_type == "HNSW":
-            ef = int(params.ef or options.get("ef") or DEFAULT_EF)
+            ef = int(params.ef or defaults.ef or DEFAULT_EF)
             inner["ef"] = max(k, min(math.ceil(ef * widen), MAX_EF))
         elif self.index_type == "IVF_FLAT":
-            nprobe = int(params.nprobe or options.get("nprobe") or DEFAULT_NPROBE)
+            nprobe = int(params.nprobe or defaults.nprobe or DEFAULT_NPROBE)
             inner["nprobe"] = max(1, min(math.ceil(nprobe * widen), 65_536))
         return {"metric_type": "IP", "params": inner}
 
