@@ -22,6 +22,7 @@ from appliance.collections.settings import (
 from appliance.config import MAX_BATCH_DOCUMENTS, MAX_TEXT_CHARS
 from appliance.embedding.chunking import DEFAULT_OVERLAP
 from appliance.index.base import IndexTraits
+from appliance.index.registry import BackendName
 
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 CollectionName = Annotated[str, Meta(min_length=1, max_length=128, pattern=COLLECTION_NAME_PATTERN)]
@@ -41,7 +42,7 @@ class ErrorBody(msgspec.Struct):
 
 
 class IndexSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    backend: Literal["faiss", "hnswlib", "milvus"] = "hnswlib"
+    backend: BackendName = "hnswlib"
     # faiss: a factory string (HNSW32,Flat); hnswlib: M=32,ef_construction=200; milvus:
     # HNSW | IVF_FLAT | FLAT | AUTOINDEX, build options after commas (IVF_FLAT,nlist=1024).
     spec: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
