@@ -29,6 +29,18 @@ class InvalidIndexSpec(InvalidRequest):
     code = "invalid_index_spec"
 
 
+class InvalidQueryParams(InvalidRequest):
+    """A query-time knob (ef, nprobe) that the collection's index does not read."""
+
+    code = "invalid_query_params"
+
+
+class SettingFixed(InvalidRequest):
+    """A collection setting that cannot change after creation (how its vectors were made)."""
+
+    code = "setting_fixed"
+
+
 class CollectionNotFound(ApplianceError):
     code = "collection_not_found"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.collections.manager import CollectionManager
+from appliance.collections.settings import ContentSettings, SearchDefaults
 from appliance.config import Settings
 from appliance.embedding.batcher import MicroBatcher
 from appliance.embedding.cache import CachedEncoder
@@ -18,8 +19,9 @@ from appliance.embedding.encoder import Encoder
 from appliance.embedding.openai_compat import EmbeddingLimits, EmbeddingsService
 from appliance.embedding.pool import EncoderPool
 from appliance.errors import CollectionNotFound, ModelIntegrityError
-from appliance.index.base import IndexConfig
-from appliance.index.registry import DEFAULT_INDEX
+from appliance.index.base import IndexConfig, IndexTraits
+from appliance.index.hnswlib_index import DEFAULT_EF
+from appliance.index.registry import DEFAULT_INDEX, backend_for
 from appliance.ingest.jobs import JobRunner
 from appliance.ingest.pipeline import IngestService
 from appliance.ingest.reindex import ReindexService
@@ -49,16 +51,20 @@ def index_config(
     nprobe: int | None = None,
 ) -> IndexConfig:
     """A collection's index from the options `POST /collections` and `appliance collections
-    create` take; what is left out gets the backend's default (HNSW searches with ef 128)."""
-    default_spec = {"hnswlib": DEFAULT_INDEX.spec, "milvus": "HNSW"}.get(backend, "HNSW32,Flat")
-    options = {
+    create` take; what is left out gets the backend's default (a graph index is searched with
+    ef 128, wide enough for exact-level recall)."""
+    chosen = backend_for(IndexConfig(backend=backend, spec=""))
+    options: dict[str, Any] = {
         key: value
         for key, value in (("ef_construction", ef_construction), ("ef", ef), ("nprobe", nprobe))
         if value is not None
     }
-    if spec is None and ef is None and "HNSW" in default_spec + backend.upper():
-        options.setdefault("ef", 128)
-    return IndexConfig(backend=backend, spec=spec or default_spec, options=options)
+    config = IndexConfig(backend=backend, spec=spec or chosen.default_spec, options=options)
+    if spec is None and ef is None and "ef" in chosen.traits(config).query_params:
+        config = IndexConfig(
+            backend=backend, spec=config.spec, options={**options, "ef": DEFAULT_EF}
+        )
+    return config
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,10 @@ class CollectionSummary:
     vectors_indexed: int
     index_bytes: int
     generation: int
+    content: ContentSettings
+    search: SearchDefaults
+    # What the index is, as its backend declares: exact, lossy, the query parameters it takes.
+    traits: IndexTraits
 
 
 class Appliance:
@@ -259,6 +269,9 @@ class Appliance:
             vectors_indexed=status.vectors_indexed,
             index_bytes=status.index_bytes,
             generation=status.generation,
+            content=live.settings.content,
+            search=live.settings.search,
+            traits=live.traits,
         )
 
     def list_collections(self) -> list[CollectionSummary]:

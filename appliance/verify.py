@@ -231,9 +231,7 @@ def verify(settings: Settings) -> VerifyReport:
                 check.problems.extend(_check_store(session, live.id, live.model_id, live.dimension))
                 issued = document_store.issued_vector_id(session)
                 generation = collection_store.collection_generation(session, live.id)
-            with live.index_lock:
-                indexed = live.index.ids()
-                check.indexed = len(live.index)
+            indexed, check.indexed = live.indexed()
             check.problems.extend(
                 _set_differences(
                     stored,

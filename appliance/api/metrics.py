@@ -115,8 +115,7 @@ class ApplianceCollector(Collector):
             for name in appliance.collections.names():
                 live = appliance.collections.peek(name)
                 if live is not None:
-                    with live.index_lock:
-                        index_bytes.add_metric([name], live.index.nbytes())
+                    index_bytes.add_metric([name], live.index_bytes())
         yield ready
         yield tokens
         yield seconds

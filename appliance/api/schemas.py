@@ -7,7 +7,22 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from appliance.collections.settings import (
+    SEARCH_FIELDS,
+    Alpha,
+    ChunkOverlap,
+    ChunkTokens,
+    ContentSettings,
+    Fusion,
+    Mode,
+    RrfK,
+    SearchDefaults,
+    Weight,
+)
 from appliance.config import MAX_BATCH_DOCUMENTS, MAX_TEXT_CHARS
+from appliance.embedding.chunking import DEFAULT_OVERLAP
+from appliance.index.base import IndexTraits
+from appliance.index.registry import BackendName
 from appliance.ingest.deletion import MAX_DELETE_IDS
 from appliance.search.pagination import MAX_RESULT_WINDOW
 
@@ -30,7 +45,7 @@ class ErrorBody(msgspec.Struct):
 
 
 class IndexSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    backend: Literal["faiss", "hnswlib", "milvus"] = "hnswlib"
+    backend: BackendName = "hnswlib"
     # faiss: a factory string (HNSW32,Flat); hnswlib: M=32,ef_construction=200; milvus:
     # HNSW | IVF_FLAT | FLAT | AUTOINDEX, build options after commas (IVF_FLAT,nlist=1024).
     spec: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
@@ -44,16 +59,63 @@ class IndexSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class CreateCollection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: CollectionName
     index: IndexSpec | None = None
+    # Content settings, fixed at creation: how long texts are split before embedding.
+    chunking: bool = True
+    chunk_tokens: ChunkTokens | None = None
+    chunk_overlap: ChunkOverlap = DEFAULT_OVERLAP
+    # Search defaults (a search may override each; PATCH /collections/{name} changes them).
+    mode: Mode | None = None
+    fusion: Fusion | None = None
+    rrf_k: RrfK | None = None
+    alpha: Alpha | None = None
+    dense_weight: Weight | None = None
+    title_weight: Weight | None = None
+    rescore: bool | None = None
+
+    def content(self) -> ContentSettings:
+        return ContentSettings(
+            chunking=self.chunking, chunk_tokens=self.chunk_tokens, chunk_overlap=self.chunk_overlap
+        )
+
+    def search_defaults(self) -> SearchDefaults:
+        return SearchDefaults(**{name: getattr(self, name) for name in SEARCH_FIELDS})
+
+
+class ChangeCollection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The search defaults to change; absent fields stay as they are. Content settings are
+    refused (fixed at creation); the index moves with PUT /collections/{name}/index."""
+
+    mode: Mode | None = None
+    fusion: Fusion | None = None
+    rrf_k: RrfK | None = None
+    alpha: Alpha | None = None
+    dense_weight: Weight | None = None
+    title_weight: Weight | None = None
+    rescore: bool | None = None
+    # Refused with a 400 that says why (here so that the message can say it).
+    chunking: bool | None = None
+    chunk_tokens: int | None = None
+    chunk_overlap: int | None = None
+    index: dict[str, Any] | None = None
+
+    def search_defaults(self) -> SearchDefaults:
+        return SearchDefaults(**{name: getattr(self, name) for name in SEARCH_FIELDS})
 
 
 class CollectionInfo(msgspec.Struct, kw_only=True):
     name: str
+    # backend, spec, and every stored option (index options, content settings, search
+    # defaults) flat, as before; `content` and `search` show the settings typed.
     index: dict[str, Any]
     model_id: str
     documents: int
     vectors_indexed: int
     index_bytes: int
     generation: int
+    content: ContentSettings = msgspec.field(default_factory=ContentSettings)
+    search: SearchDefaults = msgspec.field(default_factory=SearchDefaults)
+    # What the index is, as its backend declares: exact, lossy, the query parameters it takes.
+    traits: IndexTraits | None = None
 
 
 class CollectionList(msgspec.Struct):

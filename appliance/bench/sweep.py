@@ -90,12 +90,10 @@ class SweepOptions:
 
 def query_params(config: IndexConfig, efs: Sequence[int], nprobes: Sequence[int]) -> list[dict]:
     """The query-time parameters that apply to an index configuration."""
-    spec = config.spec.upper()
-    if config.backend == "hnswlib" or (
-        config.backend in ("faiss", "milvus") and spec.startswith("HNSW")
-    ):
+    accepted = backend_for(config).traits(config).query_params
+    if "ef" in accepted:
         return [{"ef": int(ef)} for ef in efs]
-    if config.backend in ("faiss", "milvus") and "IVF" in spec:
+    if "nprobe" in accepted:
         return [{"nprobe": int(nprobe)} for nprobe in nprobes]
     return [{}]
 

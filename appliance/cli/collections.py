@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 import click
@@ -43,7 +42,7 @@ def _as_dict(summary: Any) -> dict[str, Any]:
     """A collection, from the service (a dataclass) or the client (a msgspec struct)."""
     if isinstance(summary, msgspec.Struct):
         return dict(msgspec.to_builtins(summary))
-    return asdict(summary)
+    return dict(msgspec.to_builtins(summary))
 
 
 def _index_label(index: dict[str, Any]) -> str:

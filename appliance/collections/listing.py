@@ -82,9 +82,10 @@ def list_documents(
     after = decode_cursor(cursor)
     where = compile_filter(filter)
     live = collections.get(name)
-    with collections.db.read() as session:
-        # One more than asked: whether a next page exists, without a count.
-        rows = document_store.documents_after(session, live.id, after, limit + 1, where)
+    # One more than asked: whether a next page exists, without a count.
+    rows = live.read(
+        lambda session: document_store.documents_after(session, live.id, after, limit + 1, where)
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return DocumentPage(

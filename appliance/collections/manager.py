@@ -1,12 +1,13 @@
-"""Live collections: each collection's vector index, kept equal to the store.
+"""The catalogue of live collections: opens, creates, reconfigures and drops them, and hands
+out the live collection object that owns each one's reads and writes (collection.py).
 
 The store is the source of truth. An index is loaded from its snapshot and caught up with the
 store by a set difference of vector ids (vectors are immutable and ids never reused), or rebuilt
 from the stored vectors; nothing is ever re-embedded here. An index on a server (Milvus) keeps
 its own state: it is opened as the server holds it and caught up the same way, without a
-snapshot. Writes made by this process are applied incrementally; writes made by another
-process (the CLI beside a server) are noticed through the collection's generation counter and
-caught up before the next search.
+snapshot. Writes made by this process are applied by the collection as it commits them; writes
+made by another process (the CLI beside a server) are noticed through the collection's
+generation counter and caught up before the next search.
 """
 
 from __future__ import annotations
@@ -14,107 +15,56 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sqlalchemy import ColumnElement, select
-from sqlalchemy.orm import Session
 
-from appliance.embedding.chunking import DEFAULT_OVERLAP, ChunkingConfig
-from appliance.errors import CollectionNotFound, DocumentNotFound
-from appliance.index.base import IndexConfig, IndexPlace, IndexServer, SearchParams, VectorIndex
-from appliance.index.filtered import filtered_search
-from appliance.index.registry import backend_for
-from appliance.index.snapshots import (
-    SnapshotInfo,
-    discard_snapshot,
-    load_snapshot,
-    save_snapshot,
+from appliance.collections.collection import (
+    ActiveVersion,
+    CollectionPlace,
+    CollectionStatus,
+    LiveCollection,
+    StoredDocument,
+    sync_index,
 )
+from appliance.collections.settings import (
+    CONTENT_FIELDS,
+    SEARCH_FIELDS,
+    SearchDefaults,
+    index_part,
+    split_options,
+)
+from appliance.errors import CollectionNotFound
+from appliance.index.base import (
+    IndexConfig,
+    IndexPlace,
+    IndexServer,
+    SearchParams,
+    VectorIndex,
+    check_query_params,
+)
+from appliance.index.registry import backend_for
+from appliance.index.snapshots import SnapshotInfo, discard_snapshot, load_snapshot
 from appliance.keyword.index import KeywordIndex
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
 from appliance.store import versions as version_store
 from appliance.store.database import Database
-from appliance.store.documents import ConcurrentWrite, WriteResult
+from appliance.store.documents import WriteResult
 from appliance.store.schema import CollectionRow
 
 log = logging.getLogger(__name__)
-# Options that describe how the stored vectors were made, not how they are indexed.
-_CONTENT_OPTIONS = ("chunking", "chunk_tokens", "chunk_overlap")
-
-
-@dataclass(frozen=True)
-class ActiveVersion:
-    """The model a collection searches with and the index of that model's vectors. Replaced as
-    one object on a switch, so a search that took it never pairs one model's query vector
-    with another model's index."""
-
-    model_id: str
-    dimension: int
-    index: VectorIndex
-
-
-@dataclass(frozen=True)
-class CollectionStatus:
-    """What a collection holds now: the store's counts beside its index's."""
-
-    documents: int
-    generation: int
-    vectors_indexed: int
-    index_bytes: int
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    id: str
-    text: str
-    metadata: dict[str, Any]
-    content_hash: str
-    created_at: datetime
-    updated_at: datetime
-
-
-@dataclass
-class LiveCollection:
-    id: int
-    name: str
-    config: IndexConfig
-    active: ActiveVersion
-    generation: int
-    # Writers of one collection take turns (SQLite would serialise them anyway); the index
-    # lock is held only while the index itself is read or changed, never while embedding.
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
-    index_lock: threading.RLock = field(default_factory=threading.RLock)
-    dirty: bool = False
-    # The store's data_version when this collection was last compared with it.
-    checked_version: int = -1
-    # BM25 over the collection's documents, derived from the store like the vector index.
-    keyword: KeywordIndex = field(default_factory=KeywordIndex)
-
-    @property
-    def model_id(self) -> str:
-        return self.active.model_id
-
-    @property
-    def index(self) -> VectorIndex:
-        return self.active.index
-
-    @property
-    def dimension(self) -> int:
-        return self.active.dimension
-
-    @property
-    def chunking(self) -> ChunkingConfig:
-        options = self.config.options
-        return ChunkingConfig(
-            enabled=bool(options.get("chunking", True)),
-            max_tokens=options.get("chunk_tokens"),
-            overlap=int(options.get("chunk_overlap", DEFAULT_OVERLAP)),
-        )
+# Options a move onto another index keeps: how the stored vectors were made (content) and
+# how the collection is searched (search defaults); neither is the index's.
+_KEPT_OPTIONS = CONTENT_FIELDS + SEARCH_FIELDS
+__all__ = [
+    "ActiveVersion",
+    "CollectionManager",
+    "CollectionStatus",
+    "LiveCollection",
+    "StoredDocument",
+]
 
 
 class CollectionManager:
@@ -153,6 +103,17 @@ class CollectionManager:
     def _keyword_dir(self, row_id: int) -> Path:
         return self.index_dir / f"keyword-{row_id}"
 
+    def _collection_place(self, row_id: int) -> CollectionPlace:
+        return CollectionPlace(
+            db=self.db,
+            snapshot_dir=self._snapshot_dir(row_id),
+            keyword_dir=self._keyword_dir(row_id),
+            exact_filter_threshold=self.exact_filter_threshold,
+            repair_server_indexes=self.repair_server_indexes,
+            # Looked up at each write, so that a test may stand in for it.
+            apply=lambda live, result: self.apply(live, result),
+        )
+
     def _place(self, collection_id: int, model_id: str) -> IndexPlace | None:
         if self.index_server is None:
             return None
@@ -162,6 +123,7 @@ class CollectionManager:
         self, collection_id: int, model_id: str, dimension: int, config: IndexConfig
     ) -> VectorIndex:
         """An empty local index, or a server-side one as its server holds it."""
+        config = index_part(config)
         return backend_for(config).create(config, dimension, self._place(collection_id, model_id))
 
     def _open(self, row: CollectionRow) -> LiveCollection:
@@ -169,7 +131,9 @@ class CollectionManager:
         dimension = self.dimension_of(row.model_id)
         loaded = None
         if not backend_for(config).persistent:
-            loaded = load_snapshot(self._snapshot_dir(row.id), config, dimension, row.model_id)
+            loaded = load_snapshot(
+                self._snapshot_dir(row.id), index_part(config), dimension, row.model_id
+            )
         if loaded is None:
             index = self._new_index(row.id, row.model_id, dimension, config)
         else:
@@ -180,13 +144,14 @@ class CollectionManager:
             config=config,
             active=ActiveVersion(row.model_id, dimension, index),
             generation=-1,
+            place=self._collection_place(row.id),
             keyword=KeywordIndex.load(self._keyword_dir(row.id)) or KeywordIndex(),
         )
         if loaded is None or not self._snapshot_current(live, loaded[1]):
             self.catch_up(live)
         if live.keyword.generation != live.generation:
             with self.db.read() as session:
-                self._catch_up_keyword(session, live)
+                live.catch_up_keyword(session)
         return live
 
     def _snapshot_current(self, live: LiveCollection, info: SnapshotInfo) -> bool:
@@ -202,27 +167,15 @@ class CollectionManager:
 
     def save_snapshots(self) -> None:
         for live in list(self._live.values()):
-            self.save_snapshot(live)
+            live.save_snapshot()
 
     def save_snapshot(self, live: LiveCollection) -> None:
-        with live.write_lock, live.index_lock:
-            if live.keyword.saved_generation != live.keyword.generation:
-                live.keyword.save(self._keyword_dir(live.id))
-            if not live.dirty:
-                return
-            if backend_for(live.config).persistent:
-                live.dirty = False  # the server keeps the index itself
-                return
-            ids = live.index.ids()
-            max_id = int(ids.max()) if len(ids) else 0
-            save_snapshot(
-                live.index,
-                self._snapshot_dir(live.id),
-                model_id=live.model_id,
-                max_id=max_id,
-                generation=live.generation,
-            )
-            live.dirty = False
+        live.save_snapshot()
+
+    def mark_interrupted_versions(self) -> int:
+        """At server start: embedding versions a stopped process left building, marked so."""
+        with self.db.write() as session:
+            return version_store.mark_interrupted(session)
 
     # -- catalogue ------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -235,36 +188,17 @@ class CollectionManager:
             return [row.name for row in collection_store.list_collections(session)]
 
     def status(self, live: LiveCollection) -> CollectionStatus:
-        with self.db.read() as session:
-            documents = document_store.count_documents(session, live.id)
-            generation = collection_store.collection_generation(session, live.id)
-        with live.index_lock:
-            return CollectionStatus(
-                documents=documents,
-                generation=generation,
-                vectors_indexed=len(live.index),
-                index_bytes=live.index.nbytes(),
-            )
+        return live.status()
 
     def document(self, name: str, doc_id: str) -> StoredDocument:
         """One stored document by its id; DocumentNotFound names both."""
-        live = self.get(name)
-        with self.db.read() as session:
-            row = document_store.get_document(session, live.id, doc_id)
-            if row is None:
-                raise DocumentNotFound(f"document {doc_id!r} is not in collection {name!r}")
-            return StoredDocument(
-                id=row.external_id,
-                text=row.text,
-                metadata=row.meta,
-                content_hash=row.content_hash,
-                created_at=row.created_at,
-                updated_at=row.updated_at,
-            )
+        return self.get(name).document(doc_id)
 
     def create(self, name: str, config: IndexConfig, model_id: str) -> LiveCollection:
+        """A new collection; `config.options` may hold its content settings and search
+        defaults beside the index's own options (see collections/settings.py)."""
         dimension = self.dimension_of(model_id)
-        backend_for(config).validate(config, dimension)
+        check_config(config, dimension)
         with self._lock:
             with self.db.write() as session:
                 row = collection_store.create_collection(
@@ -287,19 +221,27 @@ class CollectionManager:
                 config=config,
                 active=ActiveVersion(model_id, dimension, index),
                 generation=0,
+                place=self._collection_place(row.id),
                 dirty=True,
             )
             self._live[name] = live
             return live
 
+    def change_search_defaults(self, name: str, changes: SearchDefaults) -> LiveCollection:
+        """Set the search defaults `changes` gives; the others stay."""
+        live = self.get(name)
+        live.change_search_defaults(changes)
+        return live
+
     def reconfigure(self, name: str, config: IndexConfig) -> LiveCollection:
         """Switch a collection to another index configuration, built from the stored vectors
-        (never re-embedded). Chunking options stay: the stored vectors were made with them.
+        (never re-embedded). Content settings (the stored vectors were made with them) and
+        search defaults stay.
         The build runs while searches and writes go on against the current index; the new
         one is caught up with the writes made meanwhile, then swapped in."""
         live = self.get(name)
-        backend_for(config).validate(config, live.dimension)
-        kept = {k: v for k, v in live.config.options.items() if k in _CONTENT_OPTIONS}
+        check_config(config, live.dimension)
+        kept = {k: v for k, v in live.config.options.items() if k in _KEPT_OPTIONS}
         config = IndexConfig(
             backend=config.backend, spec=config.spec, options={**config.options, **kept}
         )
@@ -307,18 +249,7 @@ class CollectionManager:
             return live
         active = live.active
         index = self.build_index(live.id, active.model_id, active.dimension, config)
-        with live.write_lock:
-            with self.db.read() as session:
-                self._sync(session, live.id, active.model_id, index, active.dimension)
-            with self.db.write() as session:
-                row = collection_store.get_collection(session, name)
-                row.index_backend, row.index_spec = config.backend, config.spec
-                row.index_options = dict(config.options)
-            with live.index_lock:
-                previous = live.config
-                live.config, live.dirty = config, True
-                live.active = ActiveVersion(active.model_id, active.dimension, index)
-            backend_for(previous).discard(active.index)
+        live.replace_index(config, index)
         log.info("collection %s: index rebuilt as %s from stored vectors", name, config.label)
         return live
 
@@ -331,7 +262,7 @@ class CollectionManager:
         index = self._new_index(collection_id, model_id, dimension, config)
         with self.db.read() as session:
             if backend_for(config).persistent:
-                self._sync(session, collection_id, model_id, index, dimension)
+                sync_index(session, collection_id, model_id, index, dimension)
                 return index
             for ids, vectors in document_store.iter_all_vectors(
                 session, collection_id, model_id, dimension
@@ -348,36 +279,8 @@ class CollectionManager:
         *,
         complete: Callable[[], bool],
     ) -> None:
-        """Make `model_id` the collection's search model, with `index` (built from its
-        vectors) caught up and swapped in atomically. `complete()` runs with the collection's
-        writers held off; it embeds what is still missing and says whether every document now
-        has a vector of the model (if another process wrote meanwhile, it is asked again)."""
-        with live.write_lock:
-            for _attempt in range(5):
-                if not complete():
-                    continue
-                with self.db.read() as session:
-                    self._sync(session, live.id, model_id, index, dimension)
-                with self.db.write() as session:
-                    if version_store.count_documents_without_vectors(session, live.id, model_id):
-                        continue  # another process added documents in between
-                    generation = version_store.activate(session, live.id, model_id)
-                break
-            else:
-                raise ConcurrentWrite(
-                    f"collection {live.name!r} kept changing while switching to {model_id}; "
-                    "run the reindex again when writes are quieter"
-                )
-            with live.index_lock:
-                retired = live.active
-                live.active = ActiveVersion(model_id, dimension, index)
-                live.generation, live.dirty = generation - 1, True
-            if retired.index is not index:
-                backend_for(live.config).discard(retired.index)
-            # Writes another process made between the last sync and the switch.
-            self.catch_up(live)
-        self.save_snapshot(live)
-        log.info("collection %s: now searching with %s", live.name, model_id)
+        """See `LiveCollection.switch_model`."""
+        live.switch_model(model_id, dimension, index, complete=complete)
 
     def drop(self, name: str) -> None:
         with self._lock:
@@ -422,6 +325,10 @@ class CollectionManager:
             raise CollectionNotFound(f"collection {name!r} does not exist")
         generation, model_id, backend, spec, options = row
         config = IndexConfig(backend=backend, spec=spec, options=dict(options))
+        if model_id == live.model_id and config != live.config and _same_index(config, live):
+            # Another process changed the search defaults: nothing to rebuild.
+            with live.write_lock:
+                live.config = config
         if model_id != live.model_id or config != live.config:
             # Another process switched the model or rebuilt the index: load its result.
             return self._reopen(live)
@@ -457,86 +364,8 @@ class CollectionManager:
 
     # -- keeping the index equal to the store -----------------------------------------------
     def catch_up(self, live: LiveCollection) -> None:
-        """Bring the index to the store's state by id set difference. Idempotent."""
-        with self.db.read() as session:
-            generation = collection_store.collection_generation(session, live.id)
-            self._catch_up_keyword(session, live, generation)
-            if not self.repair_server_indexes and backend_for(live.config).persistent:
-                live.generation = generation  # compared as it is, not repaired
-                return
-            with live.index_lock:
-                added, removed = self._sync(
-                    session, live.id, live.model_id, live.index, live.dimension
-                )
-                live.generation = generation
-                if added or removed:
-                    live.dirty = True
-                    log.info(
-                        "collection %s: index caught up with the store (+%d, -%d vectors)",
-                        live.name,
-                        added,
-                        removed,
-                    )
-
-    @staticmethod
-    def _catch_up_keyword(
-        session: Session, live: LiveCollection, generation: int | None = None
-    ) -> None:
-        if generation is None:
-            generation = collection_store.collection_generation(session, live.id)
-        added, removed = live.keyword.catch_up(session, live.id)
-        live.keyword.generation = generation
-        if added or removed:
-            log.info(
-                "collection %s: keyword index caught up with the store (+%d, -%d documents)",
-                live.name,
-                added,
-                removed,
-            )
-
-    @staticmethod
-    def _sync(
-        session: Session, collection_id: int, model_id: str, index: VectorIndex, dimension: int
-    ) -> tuple[int, int]:
-        """Make `index` hold exactly the stored vectors of `model_id`: (added, removed)."""
-        stored = document_store.vector_ids(session, collection_id, model_id)
-        indexed = index.ids()
-        missing = np.setdiff1d(stored, indexed, assume_unique=True)
-        extra = np.setdiff1d(indexed, stored, assume_unique=True)
-        if len(extra):
-            index.remove(extra)
-        for start in range(0, len(missing), 50_000):
-            ids, vectors = document_store.load_vectors(
-                session, missing[start : start + 50_000], dimension
-            )
-            index.add(ids, vectors)
-        return len(missing), len(extra)
-
-    def apply(self, live: LiveCollection, result: WriteResult) -> None:
-        """Apply a committed write. Call with live.write_lock held."""
-        if result.generation == 0:
-            return
-        if result.generation != live.generation + 1:
-            # Another process wrote in between: the set difference covers both writes.
-            self.catch_up(live)
-            return
-        with live.index_lock:
-            if result.removed_ids:
-                live.index.remove(np.asarray(result.removed_ids, dtype=np.int64))
-            if result.added_ids and result.added_vectors is not None:
-                live.index.add(np.asarray(result.added_ids, dtype=np.int64), result.added_vectors)
-            live.generation = result.generation
-            live.dirty = True
-        live.keyword.apply(result.written_documents, result.deleted_document_ids, result.generation)
-
-    # -- dense retrieval ------------------------------------------------------------------
-    def allowed_ids(
-        self, live: LiveCollection, where: ColumnElement[bool], active: ActiveVersion | None = None
-    ) -> np.ndarray:
-        """The vector ids of documents matching a compiled filter (the filter stage)."""
-        active = active or live.active
-        with self.db.read() as session:
-            return document_store.vector_ids(session, live.id, active.model_id, where)
+        """Bring the indexes to the store's state by id set difference. Idempotent."""
+        live.catch_up()
 
     def search(
         self,
@@ -545,38 +374,42 @@ class CollectionManager:
         k: int,
         params: SearchParams,
         allowed: np.ndarray | None = None,
-        active: ActiveVersion | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, vector ids) for one query vector, restricted to the `allowed` ids
-        (from `allowed_ids`) when given. Few allowed are searched exactly over their stored
-        vectors; more go through the index with an id selector. `active`: the version the
-        query vector was made for (taken once per search, so a model switch never mixes the
-        two)."""
-        active = active or live.active
-        query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        if allowed is None:
-            with live.index_lock:
-                scores, ids = active.index.search(query, k, params)
-            return _valid(scores[0], ids[0])
-        with self.db.read() as session:
-            return filtered_search(
-                active.index,
-                query[0],
-                k,
-                params,
-                allowed,
-                lambda ids: document_store.load_vectors(session, ids, active.dimension),
-                exact_threshold=self.exact_filter_threshold,
-                index_lock=live.index_lock,
-            )
+        """One dense search in a read transaction of its own (tools and tests; the search
+        pipeline reads through `live.reader()`)."""
+        with live.reader() as snapshot:
+            return snapshot.dense.search(query, k, params, allowed)
+
+    def allowed_ids(self, live: LiveCollection, where: ColumnElement[bool]) -> np.ndarray:
+        """The vector ids of documents matching a compiled filter (tools and tests)."""
+        with live.reader() as snapshot:
+            return snapshot.dense.allowed(where)
+
+    def apply(self, live: LiveCollection, result: WriteResult) -> None:
+        """Apply a write committed outside `live.commit` (tools and tests that write to the
+        store themselves). Call with live.write_lock held."""
+        live.apply(result)
+
+
+def check_config(config: IndexConfig, dimension: int) -> None:
+    """Refuse, saying what to fix, an index the backend cannot build, settings out of bounds,
+    or query defaults (ef, nprobe) the index would not read."""
+    backend = backend_for(config)
+    backend.validate(config, dimension)
+    split_options(config.options)[1].content.check()
+    check_query_params(config, backend.traits(config), config.default_params())
+
+
+def _same_index(config: IndexConfig, live: LiveCollection) -> bool:
+    ours = live.config
+    return (config.backend, config.spec, split_options(config.options)[0]) == (
+        ours.backend,
+        ours.spec,
+        split_options(ours.options)[0],
+    )
 
 
 def _config_of(row: CollectionRow) -> IndexConfig:
     return IndexConfig(
         backend=row.index_backend, spec=row.index_spec, options=dict(row.index_options)
     )
-
-
-def _valid(scores: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    keep = ids >= 0
-    return scores[keep], ids[keep]

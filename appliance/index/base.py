@@ -5,22 +5,53 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import msgspec
 import numpy as np
+from msgspec import Meta
 
-from appliance.errors import InvalidIndexSpec
+from appliance.errors import InvalidIndexSpec, InvalidQueryParams
 
 
 class SearchParams(msgspec.Struct, kw_only=True, frozen=True):
-    """Query-time knobs; a backend ignores those that do not apply to it."""
+    """Query-time knobs; each backend declares those it reads (`IndexTraits.query_params`)."""
 
     ef: int | None = None
     nprobe: int | None = None
 
+    def given(self) -> list[str]:
+        """The names of the knobs set."""
+        return [name for name in self.__struct_fields__ if getattr(self, name) is not None]
+
+
+class IndexTraits(msgspec.Struct, kw_only=True, frozen=True):
+    """What an index configuration is, declared by its backend, so that callers never read
+    spec strings."""
+
+    # Answers exactly (brute force): an id selector search is already exact, recall is 1.
+    exact: bool
+    # Keeps compressed codes (PQ, SQ, ...): candidates are worth rescoring with exact vectors.
+    lossy: bool
+    # The SearchParams fields it reads (ef, nprobe); any other one is refused.
+    query_params: tuple[str, ...]
+
+
+class IndexOptions(msgspec.Struct, kw_only=True, frozen=True):
+    """An index's own options, typed: a build option and the query defaults."""
+
+    # HNSW graphs (hnswlib, faiss HNSW, milvus HNSW): candidates kept while building.
+    ef_construction: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    # Query defaults; a search may override them (SearchParams).
+    ef: Annotated[int, Meta(ge=1, le=10_000)] | None = None
+    nprobe: Annotated[int, Meta(ge=1, le=65_536)] | None = None
+
 
 class IndexConfig(msgspec.Struct, kw_only=True, frozen=True):
+    """An index: its backend, its spec (the whole description for faiss, a factory string)
+    and its options as stored (a flat JSON object that the collection's content settings and
+    search defaults share; `typed_options` reads the index's own)."""
+
     backend: str
     spec: str
     # Build options and query-time defaults, e.g. {"ef_construction": 200, "ef": 128}.
@@ -30,8 +61,26 @@ class IndexConfig(msgspec.Struct, kw_only=True, frozen=True):
     def label(self) -> str:
         return f"{self.backend}:{self.spec}"
 
+    def typed_options(self) -> IndexOptions:
+        own = {k: self.options[k] for k in IndexOptions.__struct_fields__ if k in self.options}
+        try:
+            return msgspec.convert(own, IndexOptions, strict=False)
+        except msgspec.ValidationError as exc:
+            raise InvalidIndexSpec(f"index options of {self.label}: {exc}") from exc
+
     def default_params(self) -> SearchParams:
-        return SearchParams(ef=self.options.get("ef"), nprobe=self.options.get("nprobe"))
+        options = self.typed_options()
+        return SearchParams(ef=options.ef, nprobe=options.nprobe)
+
+
+def check_query_params(config: IndexConfig, traits: IndexTraits, params: SearchParams) -> None:
+    """InvalidQueryParams naming what the index accepts, for a knob it would not read."""
+    unknown = [name for name in params.given() if name not in traits.query_params]
+    if unknown:
+        accepted = ", ".join(traits.query_params) or "no query parameters"
+        raise InvalidQueryParams(
+            f"index {config.label} does not take {', '.join(unknown)}; it accepts {accepted}"
+        )
 
 
 def parse_index_arg(text: str) -> IndexConfig:
@@ -123,6 +172,8 @@ class VectorIndex(Protocol):
 
 class IndexBackend(Protocol):
     name: str
+    # The spec a collection gets when it names the backend and no spec.
+    default_spec: str
     # True: the index keeps its own state on a server, so start-up lists the ids it holds
     # (and catches up by set difference) instead of loading a snapshot, and `save` writes
     # nothing. False: a local index, rebuilt or loaded from a snapshot.
@@ -144,4 +195,8 @@ class IndexBackend(Protocol):
 
     def validate(self, config: IndexConfig, dimension: int) -> None:
         """Raise InvalidIndexSpec with a message that says what to fix."""
+        ...
+
+    def traits(self, config: IndexConfig) -> IndexTraits:
+        """What an index of this configuration is (exact, lossy, the query knobs it reads)."""
         ...

@@ -17,7 +17,7 @@ import faiss as _faiss
 import numpy as np
 
 from appliance.errors import InvalidIndexSpec
-from appliance.index.base import IndexConfig, IndexPlace, SearchParams, VectorIndex
+from appliance.index.base import IndexConfig, IndexPlace, IndexTraits, SearchParams, VectorIndex
 
 # faiss's bundled SWIG stubs miss most of its API (SearchParametersHNSW, id_map, ...).
 faiss: Any = _faiss
@@ -31,6 +31,8 @@ _STATE_FILE = "faiss_state.json"
 DEFAULT_EF = 128
 DEFAULT_NPROBE = 16
 MAX_EF = 4_096
+# Factory parts whose codes are lossy: their candidates are rescored with the exact vectors.
+_LOSSY_CODES = ("PQ", "SQ", "LSH", "RQ")
 
 
 def _empty_flat(dimension: int) -> faiss.IndexIDMap2:
@@ -74,6 +76,8 @@ class FaissIndex:
         self._is_hnsw = getattr(_sub_index(index), "hnsw", None) is not None
         # Unfiltered search parameters by (nprobe or efSearch): read-only, shared by searches.
         self._plain_params: dict[tuple[str, int], faiss.SearchParameters] = {}
+        # The collection's query defaults (ef, nprobe), read once.
+        self._defaults = config.default_params()
 
     @classmethod
     def build(cls, config: IndexConfig, dimension: int) -> FaissIndex:
@@ -90,7 +94,7 @@ class FaissIndex:
             ) from exc
         hnsw = getattr(_sub_index(index), "hnsw", None)
         if hnsw is not None:
-            hnsw.efConstruction = int(config.options.get("ef_construction", 200))
+            hnsw.efConstruction = config.typed_options().ef_construction or 200
         return cls(config, dimension, index)
 
     # -- writes ---------------------------------------------------------------------------
@@ -197,10 +201,10 @@ class FaissIndex:
             return faiss.SearchParameters(sel=selector) if selector is not None else None
         ivf = self._ivf_index
         if ivf is not None:
-            nprobe = params.nprobe or self.config.options.get("nprobe") or DEFAULT_NPROBE
+            nprobe = params.nprobe or self._defaults.nprobe or DEFAULT_NPROBE
             key = ("ivf", int(min(math.ceil(nprobe * widen), ivf.nlist)))
         elif self._is_hnsw:
-            ef = params.ef or self.config.options.get("ef") or DEFAULT_EF
+            ef = params.ef or self._defaults.ef or DEFAULT_EF
             key = ("hnsw", min(math.ceil(ef * widen), MAX_EF))
         else:
             key = ("flat", 0)
@@ -272,6 +276,8 @@ def _faiss_message(exc: RuntimeError) -> str:
 
 class FaissBackend:
     name = "faiss"
+    # The index a collection gets when it names this backend and no spec.
+    default_spec = "HNSW32,Flat"
 
     persistent = False
 
@@ -285,6 +291,20 @@ class FaissBackend:
 
     def load(self, config: IndexConfig, dimension: int, directory: Path) -> FaissIndex:
         return FaissIndex.load(config, dimension, directory)
+
+    def traits(self, config: IndexConfig) -> IndexTraits:
+        parts = [p.strip().upper() for p in config.spec.split(",") if p.strip()]
+        parts = [p for p in parts if not p.startswith("IDMAP")]
+        params: tuple[str, ...] = ()
+        if any(p.startswith("IVF") for p in parts):
+            params = ("nprobe",)
+        elif any(p.startswith("HNSW") for p in parts):
+            params = ("ef",)
+        return IndexTraits(
+            exact=parts == ["FLAT"],
+            lossy=any(marker in p for p in parts for marker in _LOSSY_CODES),
+            query_params=params,
+        )
 
     def validate(self, config: IndexConfig, dimension: int) -> None:
         if len(config.spec) > 200:

@@ -1,27 +1,27 @@
 """Filtered dense search: exact over the matching vectors when few match, otherwise the index
 with an id selector (the backends look proportionally wider, by 1 / selectivity).
 
-One function, shared by `CollectionManager.search` and `appliance bench`, so that the figures
+One function, shared by `DenseReader.search` and `appliance bench`, so that the figures
 the bench reports are those of the code that answers queries.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 from appliance.index.base import IndexConfig, SearchParams, VectorIndex
+from appliance.index.registry import backend_for
 
 # (sorted allowed ids) -> (ids, vectors) for those ids, in the order of the ids returned.
 VectorLoader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def is_exact_index(config: IndexConfig) -> bool:
-    """A flat FAISS index already answers a selector search exactly, without loading vectors."""
-    return config.backend == "faiss" and config.spec.replace("IDMap2,", "") == "Flat"
+    """An exact index (flat) already answers a selector search exactly, without loading
+    vectors."""
+    return backend_for(config).traits(config).exact
 
 
 # Above this share of the index, the selector search is cheaper than loading the matching
@@ -69,26 +69,23 @@ def filtered_search(
     *,
     exact_threshold: int,
     max_exact_selectivity: float = EXACT_MAX_SELECTIVITY,
-    index_lock: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k (scores, ids) of one query vector among the `allowed` ids.
 
     Few allowed ids (see `uses_exact_path`): brute force over their stored vectors (recall 1,
     and cheaper than a graph walk that must skip almost every node). More: the index with an id
-    selector, widened by the backend. `index_lock` (a context manager) guards the index calls.
+    selector, widened by the backend. The caller keeps writers out of the index meanwhile.
     """
     query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
     if len(allowed) == 0:
         return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-    with index_lock if index_lock is not None else contextlib.nullcontext():
-        index_count = len(index)
+    index_count = len(index)
     exact = uses_exact_path(
         index.config, len(allowed), index_count, exact_threshold, max_exact_selectivity
     )
     if exact:
         ids, vectors = load_vectors(allowed)
         return exact_top_k(query, ids, vectors, k)
-    with index_lock if index_lock is not None else contextlib.nullcontext():
-        scores, ids = index.search(query.reshape(1, -1), k, params, allowed=allowed)
+    scores, ids = index.search(query.reshape(1, -1), k, params, allowed=allowed)
     keep = ids[0] >= 0
     return scores[0][keep], ids[0][keep]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import hnswlib
 import numpy as np
 
 from appliance.errors import InvalidIndexSpec
-from appliance.index.base import IndexConfig, IndexPlace, SearchParams, VectorIndex
+from appliance.index.base import IndexConfig, IndexPlace, IndexTraits, SearchParams, VectorIndex
 
 _INDEX_FILE = "index.hnswlib"
 _STATE_FILE = "hnswlib_state.json"
@@ -44,6 +46,49 @@ def parse_spec(spec: str) -> dict[str, int]:
     return values
 
 
+class _EfGate:
+    """Lets searches share an hnswlib index although its ef is one setting of the index, not a
+    parameter of a query: searches that want the ef set now run side by side; one that wants
+    another waits until those inside leave, sets it, and goes in. While one waits to change it,
+    later arrivals wait too, so a stream of searches at one ef cannot starve another ef."""
+
+    def __init__(self, index: hnswlib.Index) -> None:
+        self._index = index
+        self._cond = threading.Condition(threading.Lock())
+        self._ef = -1
+        self._inside = 0
+        self._waiting = 0
+        self._round = 0  # times the index emptied of searches
+
+    @contextmanager
+    def searching(self, ef: int) -> Iterator[None]:
+        with self._cond:
+            if self._waiting or not self._may_enter(ef):
+                # Behind others who wait: go in no earlier than the next time it empties.
+                behind = self._round if self._waiting else None
+                self._waiting += 1
+                try:
+                    while not self._may_enter(ef) or self._round == behind:
+                        self._cond.wait()
+                finally:
+                    self._waiting -= 1
+            if self._ef != ef:
+                self._index.set_ef(ef)
+                self._ef = ef
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._inside -= 1
+                if not self._inside:
+                    self._round += 1
+                    self._cond.notify_all()
+
+    def _may_enter(self, ef: int) -> bool:
+        return not self._inside or self._ef == ef
+
+
 class HnswlibIndex:
     def __init__(self, config: IndexConfig, dimension: int, index: hnswlib.Index) -> None:
         self.config = config
@@ -51,7 +96,9 @@ class HnswlibIndex:
         self._index = index
         self._deleted: set[int] = set()
         # hnswlib's ef is a property of the index, not of a query.
-        self._ef_lock = threading.Lock()
+        self._ef_gate = _EfGate(index)
+        # The collection's query default (ef), read once.
+        self._defaults = config.default_params()
         # Threads for one unfiltered search call (-1: all cores). A filtered search stays on
         # one thread: its filter is a Python callable, and more threads only contend for the GIL.
         self.num_threads = 1
@@ -118,7 +165,7 @@ class HnswlibIndex:
         ids = np.full((len(queries), k), -1, dtype=np.int64)
         if fetch <= 0:
             return scores, ids
-        ef = int(params.ef or self.config.options.get("ef") or DEFAULT_EF)
+        ef = int(params.ef or self._defaults.ef or DEFAULT_EF)
         if allowed is not None:
             # A filter hides the rest of the graph from the search: look proportionally wider.
             ef = min(ef * max(1, len(self) // max(1, len(allowed))), MAX_EF)
@@ -135,8 +182,7 @@ class HnswlibIndex:
         self, queries: np.ndarray, k: int, ef: int, accept: object
     ) -> tuple[np.ndarray, np.ndarray]:
         while True:
-            with self._ef_lock:
-                self._index.set_ef(ef)
+            with self._ef_gate.searching(ef):
                 try:
                     threads = self.num_threads if accept is None else 1
                     return self._index.knn_query(queries, k=k, num_threads=threads, filter=accept)
@@ -163,6 +209,8 @@ class HnswlibIndex:
 
 class HnswlibBackend:
     name = "hnswlib"
+    # The index a collection gets when it names this backend and no spec.
+    default_spec = "M=32,ef_construction=200"
 
     persistent = False
 
@@ -179,3 +227,6 @@ class HnswlibBackend:
 
     def validate(self, config: IndexConfig, dimension: int) -> None:
         parse_spec(config.spec)
+
+    def traits(self, config: IndexConfig) -> IndexTraits:
+        return IndexTraits(exact=False, lossy=False, query_params=("ef",))

@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from appliance.errors import IndexBackendUnavailable, IndexServerError, InvalidIndexSpec
-from appliance.index.base import IndexConfig, IndexPlace, IndexServer, SearchParams, VectorIndex
+from appliance.index.base import (
+    IndexConfig,
+    IndexPlace,
+    IndexServer,
+    IndexTraits,
+    SearchParams,
+    VectorIndex,
+)
 
 try:
     import pymilvus
@@ -332,13 +339,13 @@ class MilvusIndex:
         return merged_scores[order], merged_ids[order]
 
     def _params(self, params: SearchParams, k: int, widen: float) -> dict[str, Any]:
-        options = self.config.options
+        defaults = self.config.default_params()
         inner: dict[str, Any] = {}
         if self.index_type == "HNSW":
-            ef = int(params.ef or options.get("ef") or DEFAULT_EF)
+            ef = int(params.ef or defaults.ef or DEFAULT_EF)
             inner["ef"] = max(k, min(math.ceil(ef * widen), MAX_EF))
         elif self.index_type == "IVF_FLAT":
-            nprobe = int(params.nprobe or options.get("nprobe") or DEFAULT_NPROBE)
+            nprobe = int(params.nprobe or defaults.nprobe or DEFAULT_NPROBE)
             inner["nprobe"] = max(1, min(math.ceil(nprobe * widen), 65_536))
         return {"metric_type": "IP", "params": inner}
 
@@ -389,6 +396,8 @@ def _chunks(ids: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 class MilvusBackend:
     name = "milvus"
+    # The index a collection gets when it names this backend and no spec.
+    default_spec = "HNSW"
     persistent = True
 
     def create(
@@ -411,6 +420,11 @@ class MilvusBackend:
             raise InvalidIndexSpec(
                 f"milvus takes vectors of 2 to {_MAX_DIMENSION} dimensions, not {dimension}"
             )
+
+    def traits(self, config: IndexConfig) -> IndexTraits:
+        index_type = config.spec.split(",")[0].strip().upper()
+        params = {"HNSW": ("ef",), "IVF_FLAT": ("nprobe",)}.get(index_type, ())
+        return IndexTraits(exact=index_type == "FLAT", lossy=False, query_params=params)
 
     def discard(self, index: VectorIndex) -> None:
         if isinstance(index, MilvusIndex):

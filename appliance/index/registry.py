@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from appliance.errors import InvalidIndexSpec
 from appliance.index.base import IndexBackend, IndexConfig
 from appliance.index.duplicates import DeduplicatingBackend
@@ -15,6 +17,9 @@ BACKENDS: dict[str, IndexBackend] = {
     "hnswlib": DeduplicatingBackend(HnswlibBackend()),
     "milvus": MilvusBackend(),
 }
+# The names above, as a type (request schemas list them); a new backend adds its name here too.
+BackendName = Literal["faiss", "hnswlib", "milvus"]
+assert set(get_args(BackendName)) == set(BACKENDS), "BackendName must name every backend"
 
 # Exact-level recall on the corpora this appliance is for, at a fraction of Flat's cost.
 DEFAULT_INDEX = IndexConfig(backend="hnswlib", spec="M=32,ef_construction=200", options={"ef": 128})

@@ -12,8 +12,11 @@ from appliance.errors import InvalidRequest
 from appliance.ingest.pipeline import IngestService
 from appliance.search.filters import compile_filter
 from appliance.store import documents as document_store
+from appliance.store.documents import WriteResult
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from appliance.ingest.jobs import Job, JobRunner
 
 MAX_DELETE_IDS = 100_000
@@ -57,13 +60,13 @@ def delete_matching(
     where = compile_filter(filter)
     if where is None:
         raise InvalidRequest("an empty filter matches every document; refusing to delete all")
-    collections = ingest.collections
-    live = collections.get(collection)
-    with live.write_lock:
-        with collections.db.write() as session:
-            ids = document_store.matching_external_ids(session, live.id, where, limit)
-            deleted, result = document_store.delete_documents(session, live.id, ids)
-        collections.apply(live, result)
+    live = ingest.collections.get(collection)
+
+    def delete(session: Session) -> tuple[int, WriteResult]:
+        ids = document_store.matching_external_ids(session, live.id, where, limit)
+        return document_store.delete_documents(session, live.id, ids)
+
+    deleted, _ = live.commit(delete)
     return deleted
 
 
@@ -71,10 +74,8 @@ def count_matching(ingest: IngestService, collection: str, filter: dict[str, Any
     where = compile_filter(filter)
     if where is None:
         raise InvalidRequest("an empty filter matches every document")
-    collections = ingest.collections
-    live = collections.get(collection)
-    with collections.db.read() as session:
-        return document_store.count_matching(session, live.id, where)
+    live = ingest.collections.get(collection)
+    return live.read(lambda session: document_store.count_matching(session, live.id, where))
 
 
 def delete_documents(

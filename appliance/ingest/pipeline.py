@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from appliance.collections.manager import CollectionManager
@@ -121,13 +122,12 @@ class IngestService:
         """Returns after the batch is committed: an acknowledged write is durable."""
         checked = self.validate(documents)
         live = self.collections.get(collection)
-        db = self.collections.db
         for attempt in range(_WRITE_ATTEMPTS):
             model_id = live.model_id
             encoder = self.encoders.get(model_id)
-            with db.read() as session:
-                existing = document_store.existing_documents(
-                    session, live.id, model_id, [doc.external_id for doc in checked]
+            with live.reader() as snapshot:
+                existing = snapshot.documents.existing(
+                    model_id, [doc.external_id for doc in checked]
                 )
             to_embed = [
                 doc
@@ -139,14 +139,16 @@ class IngestService:
             embedded = self.embed([doc.text for doc in to_embed], live.chunking, encoder)
             by_id = dict(zip((doc.external_id for doc in to_embed), embedded, strict=True))
             try:
-                with live.write_lock:
-                    if live.model_id != model_id:
-                        raise ConcurrentWrite("the collection switched models while embedding")
-                    with db.write() as session:
-                        result = document_store.upsert_documents(
-                            session, live.id, model_id, checked, by_id
-                        )
-                    self.collections.apply(live, result)
+                live.commit(
+                    partial(
+                        document_store.upsert_documents,
+                        collection_id=live.id,
+                        model_id=model_id,
+                        documents=checked,
+                        vectors=by_id,
+                    ),
+                    model_id=model_id,
+                )
             except ConcurrentWrite:
                 if attempt == _WRITE_ATTEMPTS - 1:
                     raise
@@ -160,10 +162,9 @@ class IngestService:
 
     def delete(self, collection: str, ids: Sequence[str]) -> int:
         live = self.collections.get(collection)
-        with live.write_lock:
-            with self.collections.db.write() as session:
-                deleted, result = document_store.delete_documents(session, live.id, ids)
-            self.collections.apply(live, result)
+        deleted, _result = live.commit(
+            lambda session: document_store.delete_documents(session, live.id, ids)
+        )
         return deleted
 
 

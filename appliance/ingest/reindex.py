@@ -15,6 +15,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from appliance.collections.manager import CollectionManager, LiveCollection
 from appliance.embedding.encoder import Encoder
@@ -64,15 +68,20 @@ class ReindexService:
         self.ingest = ingest
         self.batch_documents = batch_documents
         self._running: dict[str, threading.Thread | None] = {}
+        # The model each running reindex switches to.
+        self._targets: dict[str, str] = {}
         self._lock = threading.Lock()
 
     # -- what exists ------------------------------------------------------------------------
     def versions(self, collection: str) -> list[VersionStatus]:
         live = self.collections.get(collection)
-        with self.collections.db.read() as session:
+
+        def stored(session: Session) -> tuple[dict[str, Any], dict[str, int], int]:
             rows = {row.model_id: row for row in version_store.list_versions(session, live.id)}
             counts = version_store.stored_vector_counts(session, live.id)
-            total = document_store.count_documents(session, live.id)
+            return rows, counts, document_store.count_documents(session, live.id)
+
+        rows, counts, total = live.read(stored)
         statuses = []
         for model_id in dict.fromkeys([live.model_id, *rows, *counts]):
             row = rows.get(model_id)
@@ -105,8 +114,7 @@ class ReindexService:
     def mark_interrupted(self) -> None:
         """At server start: versions a stopped process left building. Their vectors stay;
         a reindex with the same model resumes from them."""
-        with self.collections.db.write() as session:
-            count = version_store.mark_interrupted(session)
+        count = self.collections.mark_interrupted_versions()
         if count:
             log.warning("%d embedding versions were interrupted; reindex again to resume", count)
 
@@ -116,11 +124,14 @@ class ReindexService:
         `version(collection, model)`."""
         live, encoder = self._prepare(collection, model)
         self._claim(collection)
+        with self._lock:
+            self._targets[collection] = encoder.model_id
         try:
-            self._record(live.id, encoder.model_id, version_store.BUILDING, detail="queued")
+            self._record(live, encoder.model_id, version_store.BUILDING, detail="queued")
         except BaseException:
             with self._lock:
                 self._running.pop(collection, None)
+                self._targets.pop(collection, None)
             raise
         thread = threading.Thread(
             target=self._run_claimed,
@@ -154,14 +165,20 @@ class ReindexService:
                 f"{status.model_id} is the version collection {collection!r} searches with; "
                 "switch to another version first"
             )
+        live = self.collections.get(collection)
+        with self._lock:
+            thread, target = self._running.get(collection), self._targets.get(collection)
+        if thread is not None and target == live.model_id:
+            # The switch is made; the reindex is only recording that it is done.
+            thread.join(30)
         with self._lock:
             if collection in self._running:
                 raise ReindexConflict(
                     f"a reindex of {collection!r} is running; drop versions after it ends"
                 )
-        live = self.collections.get(collection)
-        with live.write_lock, self.collections.db.write() as session:
-            return version_store.drop_version(session, live.id, status.model_id)
+        return live.commit(
+            lambda session: version_store.drop_version(session, live.id, status.model_id)
+        )
 
     # -- the work ---------------------------------------------------------------------------
     def _prepare(self, collection: str, model: str) -> tuple[LiveCollection, Encoder]:
@@ -195,25 +212,29 @@ class ReindexService:
             self._reindex(collection, encoder, progress)
         except Exception as exc:
             log.exception("reindex of %s with %s failed", collection, model_id)
-            self._record(live.id, model_id, version_store.FAILED, detail=str(exc))
+            self._record(live, model_id, version_store.FAILED, detail=str(exc))
             if raise_errors:
                 raise
         finally:
             with self._lock:
                 self._running.pop(collection, None)
+                self._targets.pop(collection, None)
 
     def _reindex(self, collection: str, encoder: Encoder, progress: Progress | None) -> None:
         model_id = encoder.model_id
         live = self.collections.get(collection)
         if live.model_id == model_id:
-            self._record(live.id, model_id, version_store.READY, detail="already active")
+            self._record(live, model_id, version_store.READY, detail="already active")
             return
-        with self.collections.db.read() as session:
-            total = document_store.count_documents(session, live.id)
-            missing = version_store.count_documents_without_vectors(session, live.id, model_id)
+        total, missing = live.read(
+            lambda session: (
+                document_store.count_documents(session, live.id),
+                version_store.count_documents_without_vectors(session, live.id, model_id),
+            )
+        )
         embedded = total - missing
         self._record(
-            live.id,
+            live,
             model_id,
             version_store.BUILDING,
             total=total,
@@ -227,47 +248,59 @@ class ReindexService:
         def advance(done: int) -> None:
             nonlocal embedded
             embedded += done
-            self._record(live.id, model_id, version_store.BUILDING, embedded=embedded)
+            self._record(live, model_id, version_store.BUILDING, embedded=embedded)
             if progress:
                 progress(embedded, total)
 
         self._embed_missing(live, encoder, advance)
-        self._record(live.id, model_id, version_store.BUILDING, detail="building the index")
+        self._record(live, model_id, version_store.BUILDING, detail="building the index")
         index = self.collections.build_index(live.id, model_id, encoder.dimension, live.config)
         live = self.collections.get(collection)
 
         def complete() -> bool:
             # With writers held off: embed what arrived since, then confirm nothing is left.
             self._embed_missing(live, encoder, advance)
-            with self.collections.db.read() as session:
-                return not version_store.count_documents_without_vectors(session, live.id, model_id)
+            return not live.read(
+                lambda session: version_store.count_documents_without_vectors(
+                    session, live.id, model_id
+                )
+            )
 
-        self.collections.switch_model(live, model_id, encoder.dimension, index, complete=complete)
-        self._record(live.id, model_id, version_store.READY, total=total, detail="")
+        live.switch_model(model_id, encoder.dimension, index, complete=complete)
+        self._record(live, model_id, version_store.READY, total=total, detail="")
 
     def _embed_missing(
         self, live: LiveCollection, encoder: Encoder, advance: Callable[[int], None]
     ) -> None:
-        db = self.collections.db
         after = 0
         while True:
-            with db.read() as session:
-                pending = version_store.documents_without_vectors(
-                    session, live.id, encoder.model_id, after_id=after, limit=self.batch_documents
+            pending = live.read(
+                partial(
+                    version_store.documents_without_vectors,
+                    collection_id=live.id,
+                    model_id=encoder.model_id,
+                    after_id=after,
+                    limit=self.batch_documents,
                 )
+            )
             if not pending:
                 return
             chunks = self.ingest.embed([doc.text for doc in pending], live.chunking, encoder)
-            with db.write() as session:
-                stored = version_store.add_version_vectors(
-                    session, live.id, encoder.model_id, list(zip(pending, chunks, strict=True))
+            # The active version's index is untouched: these vectors are another model's.
+            stored = live.commit(
+                partial(
+                    version_store.add_version_vectors,
+                    collection_id=live.id,
+                    model_id=encoder.model_id,
+                    embedded=list(zip(pending, chunks, strict=True)),
                 )
+            )
             after = pending[-1].id
             advance(stored)
 
     def _record(
         self,
-        collection_id: int,
+        live: LiveCollection,
         model_id: str,
         state: str,
         *,
@@ -276,10 +309,10 @@ class ReindexService:
         detail: str | None = None,
         dimension: int | None = None,
     ) -> None:
-        with self.collections.db.write() as session:
-            version_store.record_version(
+        live.commit(
+            lambda session: version_store.record_version(
                 session,
-                collection_id,
+                live.id,
                 model_id,
                 state,
                 total=total,
@@ -287,3 +320,4 @@ class ReindexService:
                 detail=detail,
                 dimension=dimension,
             )
+        )

@@ -8,15 +8,17 @@ import time
 import uuid
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from appliance.collections.manager import ActiveVersion, CollectionManager, LiveCollection
+from appliance.collections.manager import CollectionManager, LiveCollection
+from appliance.collections.readers import ReadSnapshot
+from appliance.collections.settings import Fusion, Mode
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.pool import EncoderPool
 from appliance.errors import InvalidRequest
-from appliance.index.base import SearchParams
+from appliance.index.base import SearchParams, check_query_params
 from appliance.search.admission import Admission
 from appliance.search.cache import RecentQueries, ResultCache, ServedQuery, result_key
 from appliance.search.filters import compile_filter
@@ -25,14 +27,9 @@ from appliance.search.highlight import Highlight, with_highlights
 from appliance.search.pagination import result_window
 from appliance.search.preprocess import normalize_query
 from appliance.search.rerank import Reranker
-from appliance.store import documents as document_store
 from appliance.store.documents import StoredText
 
-Mode = Literal["dense", "keyword", "hybrid"]
-Fusion = Literal["rrf", "weighted"]
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
-# Specs whose stored codes are lossy: their candidates are rescored with the exact vectors.
-_COMPRESSED = ("PQ", "SQ", "LSH", "RQ")
 _RESCORE_OVERSAMPLE = 4
 # Defaults fitted on the SciFact train and NFCorpus dev splits (benchmarks/tune_hybrid.py):
 # hybrid with weighted fusion, dense weight 0.4, titles weighing 3× in BM25.
@@ -196,37 +193,39 @@ class SearchService:
         if mode == "hybrid":
             wanted = max(wanted, options.candidates)
 
-        dense: list[tuple[int, _Candidate]] = []
-        keyword: list[tuple[int, _Candidate]] = []
-        # One version for the whole search: a model switch meanwhile cannot mix the two.
-        active = live.active
-        if mode in ("dense", "hybrid"):
-            encoder = self.encoders.get(active.model_id)
-            vector = self.query_encoder.encode([text], encoder)[0]
-            lap("embed")
-            allowed = None
-            if where is not None:
-                allowed = self.collections.allowed_ids(live, where, active)
-                lap("filter")
-            dense = self._dense(live, active, vector, wanted, options.params, allowed)
-            lap("retrieve")
-        if mode in ("keyword", "hybrid"):
-            keyword = [
-                (doc_id, _Candidate(score))
-                for doc_id, score in self._keyword(live, text, wanted, where, options)
-            ]
-            lap("keyword")
+        # One read transaction and one version for the whole search: every stage sees one
+        # snapshot of the store, and a model switch meanwhile cannot mix two models.
+        with live.reader() as snapshot:
+            active = snapshot.active
+            dense: list[tuple[int, _Candidate]] = []
+            keyword: list[tuple[int, _Candidate]] = []
+            if mode in ("dense", "hybrid"):
+                encoder = self.encoders.get(active.model_id)
+                vector = self.query_encoder.encode([text], encoder)[0]
+                lap("embed")
+                allowed = None
+                if where is not None:
+                    allowed = snapshot.dense.allowed(where)
+                    lap("filter")
+                dense = self._dense(live, snapshot, vector, wanted, options.params, allowed)
+                lap("retrieve")
+            if mode in ("keyword", "hybrid"):
+                keyword = [
+                    (doc_id, _Candidate(score))
+                    for doc_id, score in self._keyword(live, snapshot, text, wanted, where, options)
+                ]
+                lap("keyword")
 
-        if mode == "hybrid":
-            ranked = self._fuse(dense, keyword, options, live)
-            lap("fuse")
-        else:
-            ranked = dense or keyword
+            if mode == "hybrid":
+                ranked = self._fuse(dense, keyword, options, live)
+                lap("fuse")
+            else:
+                ranked = dense or keyword
 
-        if reranker is not None:
-            ranked = self._rerank(reranker, text, ranked, options.rerank_top_n)
-            lap("rerank")
-        results = self._format(ranked[options.offset : window])
+            if reranker is not None:
+                ranked = self._rerank(snapshot, reranker, text, ranked, options.rerank_top_n)
+                lap("rerank")
+            results = self._format(snapshot, ranked[options.offset : window])
         if options.highlight:
             results = with_highlights(results, text)
         lap("format")
@@ -271,9 +270,11 @@ class SearchService:
         where = compile_filter(options.filter)
         result_window(options.offset, options.limit)
         text = normalize_query(query, self.max_query_chars)
-        mode = options.mode or live.config.options.get("mode", DEFAULT_MODE)
+        mode = options.mode or live.settings.search.mode or DEFAULT_MODE
         if mode not in MODES:
             raise InvalidRequest(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        if options.params is not None and mode != "keyword":
+            check_query_params(live.config, live.traits, options.params)
         key = result_key(collection, live.generation, text, replace(options, mode=mode))
         return _Request(where=where, text=text, live=live, mode=mode, key=key)
 
@@ -288,7 +289,7 @@ class SearchService:
     def _dense(
         self,
         live: LiveCollection,
-        active: ActiveVersion,
+        snapshot: ReadSnapshot,
         vector: np.ndarray,
         wanted: int,
         params: SearchParams | None,
@@ -297,16 +298,16 @@ class SearchService:
         """Best chunk per document, `wanted` documents, fetching more chunks when documents
         repeat (long texts have several); only `allowed` vector ids when given."""
         params = params or live.config.default_params()
-        rescore = _is_compressed(live)
+        rescore = live.traits.lossy and live.settings.search.rescore is not False
         fetch = wanted * (_RESCORE_OVERSAMPLE if rescore else 1)
         if live.chunking.enabled:
             fetch *= 2
+        reader = snapshot.dense
         while True:
-            scores, ids = self.collections.search(live, vector, fetch, params, allowed, active)
+            scores, ids = reader.search(vector, fetch, params, allowed)
             if rescore and len(ids):
-                scores, ids = self._rescore(vector, ids, active.dimension)
-            with self.collections.db.read() as session:
-                chunks = document_store.chunks_by_vector_ids(session, ids.tolist())
+                scores, ids = reader.rescore(vector, ids)
+            chunks = reader.chunks(ids.tolist())
             best: dict[int, _Candidate] = {}
             for score, vector_id in zip(scores.tolist(), ids.tolist(), strict=True):
                 hit = chunks.get(vector_id)
@@ -314,34 +315,29 @@ class SearchService:
                     continue
                 chunk = ChunkRef(hit.chunk_index, hit.char_start, hit.char_end)
                 best[hit.document_id] = _Candidate(float(score), chunk)
-            exhausted = len(ids) < fetch or fetch >= len(active.index)
+            exhausted = len(ids) < fetch or fetch >= len(reader)
             if len(best) >= wanted or exhausted:
                 return list(best.items())[:wanted]
             fetch *= 2
 
     def _keyword(
-        self, live: LiveCollection, text: str, wanted: int, where: Any, options: SearchOptions
+        self,
+        live: LiveCollection,
+        snapshot: ReadSnapshot,
+        text: str,
+        wanted: int,
+        where: Any,
+        options: SearchOptions,
     ) -> list[tuple[int, float]]:
         """BM25 from the collection's keyword index, only documents matching `where` if given."""
-        allowed = None
-        if where is not None:
-            with self.collections.db.read() as session:
-                allowed = document_store.document_ids(session, live.id, where)
-        title_weight = (
-            options.title_weight
-            if options.title_weight is not None
-            else float(live.config.options.get("title_weight", DEFAULT_TITLE_WEIGHT))
-        )
-        return live.keyword.search(text, wanted, title_weight=title_weight, allowed=allowed)
-
-    def _rescore(
-        self, vector: np.ndarray, ids: np.ndarray, dimension: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        with self.collections.db.read() as session:
-            exact_ids, exact = document_store.load_vectors(session, ids.tolist(), dimension)
-        scores = exact @ vector
-        order = np.argsort(-scores, kind="stable")
-        return scores[order], exact_ids[order]
+        reader = snapshot.keyword
+        allowed = reader.allowed(where) if where is not None else None
+        title_weight = options.title_weight
+        if title_weight is None:
+            title_weight = live.settings.search.title_weight
+        if title_weight is None:
+            title_weight = DEFAULT_TITLE_WEIGHT
+        return reader.search(text, wanted, title_weight=title_weight, allowed=allowed)
 
     def _fuse(
         self,
@@ -350,11 +346,14 @@ class SearchService:
         options: SearchOptions,
         live: LiveCollection,
     ) -> list[tuple[int, _Candidate]]:
+        defaults = live.settings.search
+
         def setting(name: str) -> Any:
-            value = getattr(options, name)
-            return (
-                value if value is not None else live.config.options.get(name, FUSION_DEFAULTS[name])
-            )
+            # The request's, else the collection's, else the appliance's.
+            for value in (getattr(options, name), getattr(defaults, name)):
+                if value is not None:
+                    return value
+            return FUSION_DEFAULTS[name]
 
         chunks = {doc_id: candidate.chunk for doc_id, candidate in dense}
         if setting("fusion") == "weighted":
@@ -372,11 +371,15 @@ class SearchService:
         return [(doc_id, _Candidate(score, chunks.get(doc_id))) for doc_id, score in fused]
 
     def _rerank(
-        self, reranker: Reranker, query: str, ranked: list[tuple[int, _Candidate]], top_n: int
+        self,
+        snapshot: ReadSnapshot,
+        reranker: Reranker,
+        query: str,
+        ranked: list[tuple[int, _Candidate]],
+        top_n: int,
     ) -> list[tuple[int, _Candidate]]:
         head = ranked[:top_n]
-        with self.collections.db.read() as session:
-            documents = document_store.documents_by_ids(session, [doc_id for doc_id, _ in head])
+        documents = snapshot.documents.get([doc_id for doc_id, _ in head])
         texts = [_passage(documents[doc_id], c.chunk) for doc_id, c in head if doc_id in documents]
         kept = [(doc_id, c) for doc_id, c in head if doc_id in documents]
         scores = reranker.score(query, texts)
@@ -384,9 +387,11 @@ class SearchService:
         reranked = [(kept[i][0], _Candidate(float(scores[i]), kept[i][1].chunk)) for i in order]
         return reranked + ranked[top_n:]
 
-    def _format(self, ranked: list[tuple[int, _Candidate]]) -> list[SearchHit]:
-        with self.collections.db.read() as session:
-            documents = document_store.documents_by_ids(session, [doc_id for doc_id, _ in ranked])
+    def _format(
+        self, snapshot: ReadSnapshot, ranked: list[tuple[int, _Candidate]]
+    ) -> list[SearchHit]:
+        # Documents read for reranking are not read again.
+        documents = snapshot.documents.get([doc_id for doc_id, _ in ranked])
         return [
             SearchHit(
                 id=documents[doc_id].external_id,
@@ -405,14 +410,6 @@ def replayable_params(options: SearchOptions, mode: str) -> str:
     """The parameters cache warming repeats, canonically: limit, mode and filter."""
     return json.dumps(
         {"filter": options.filter, "limit": options.limit, "mode": mode}, sort_keys=True
-    )
-
-
-def _is_compressed(live: LiveCollection) -> bool:
-    if live.config.backend != "faiss":
-        return False
-    return bool(live.config.options.get("rescore", True)) and any(
-        marker in live.config.spec.upper() for marker in _COMPRESSED
     )
 
 
