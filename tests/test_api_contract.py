@@ -83,7 +83,7 @@ def test_lenient_and_strict_readings_agree_on_good_bodies(client: TestClient[Any
     ("path", "methods"),
     [
         ("/collections", "GET, OPTIONS, POST"),
-        ("/collections/default", "DELETE, GET, OPTIONS"),
+        ("/collections/default", "DELETE, GET, OPTIONS, PATCH"),
         ("/collections/default/documents", "GET, OPTIONS, PUT"),
         ("/collections/default/documents/some-id", "DELETE, GET, OPTIONS"),
         # POST bulk-deletes; GET and DELETE read and delete a document whose id is "delete".

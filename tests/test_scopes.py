@@ -37,6 +37,8 @@ SCOPES = {
     ("GET", "/collections/{name:str}/documents/{doc_id:str}"): "read",
     ("DELETE", "/collections/{name:str}/documents/{doc_id:str}"): "write",
     ("GET", "/collections/{name:str}/documents"): "read",
+    # Search defaults change like the index does: admin.
+    ("PATCH", "/collections/{name:str}"): "admin",
     ("POST", "/collections/{name:str}/documents/delete"): "write",
     # A document whose id is "delete" stays reachable beside the bulk delete route.
     ("GET", "/collections/{name:str}/documents/delete"): "read",

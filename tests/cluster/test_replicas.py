@@ -19,8 +19,11 @@ COLLECTION = "default"
 HEADERS = {"Authorization": f"Bearer {CLUSTER_KEY}"}
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, shared_sqlite_url: str) -> str:
+    """One SQLite file on this host, or a PostgreSQL database (tests/postgres_fixtures.py)."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
     return shared_sqlite_url
 
 
