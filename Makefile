@@ -19,7 +19,7 @@ TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
 	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
-.PHONY: run test test-milvus test-postgres test-cluster bench-replicas e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
+.PHONY: run test test-milvus test-postgres test-cluster test-contract bench-replicas e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
 	typecheck check clean lock bundle bundle-test base-image image image-test
 
 $(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
@@ -115,8 +115,13 @@ $(PEERS_STAMP): benchmarks/peers-requirements.txt
 bench-peers: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python benchmarks/peers.py ../shared/data/scifact --peers-python $(PEERS_VENV)/bin/python $(PEERS_ARGS)
 
+# The OpenAPI contract: schemathesis with every check on (stateful phase included, 60 examples
+# an operation) against a real server; 0 failures or it fails (tests/contract/). ~1 minute.
+test-contract: $(STAMP)
+	$(BIN)/python tests/contract/run_schemathesis.py
+
 # Crash safety (>= 20 SIGKILLs), schemathesis (>= 1,000 cases), then the loopback load test.
-test-reliability: $(STAMP)
+test-reliability: $(STAMP) test-contract
 	$(BIN)/python -m pytest tests/reliability tests/test_hostile_input.py -m "slow and not postgres" -q -s
 	$(BIN)/python benchmarks/loadtest.py
 

@@ -86,8 +86,9 @@ def test_lenient_and_strict_readings_agree_on_good_bodies(client: TestClient[Any
         ("/collections/default", "DELETE, GET, OPTIONS, PATCH"),
         ("/collections/default/documents", "GET, OPTIONS, PUT"),
         ("/collections/default/documents/some-id", "DELETE, GET, OPTIONS"),
-        # POST bulk-deletes; GET and DELETE read and delete a document whose id is "delete".
-        ("/collections/default/documents/delete", "DELETE, GET, OPTIONS, POST"),
+        # POST bulk-deletes; the hidden GET and DELETE of a document whose id is "delete" answer
+        # but are not advertised (they are not in the schema).
+        ("/collections/default/documents/delete", "OPTIONS, POST"),
     ],
 )
 def test_options_names_every_method_of_the_path(

@@ -107,7 +107,7 @@ def test_feedback_on_unknown_query_or_document_is_refused(
     unknown = client.post(
         "/collections/default/feedback", json={"query_id": "nope", "doc_id": "dog", "relevance": 1}
     )
-    assert unknown.status_code == 404 and unknown.json()["error"] == "query_not_found"
+    assert unknown.status_code == 400 and unknown.json()["error"] == "query_not_found"
     query_id = client.post("/search", json={"query": "dog"}).json()["query_id"]
     missing_doc = client.post(
         "/collections/default/feedback",

@@ -2,7 +2,9 @@
 
 Litestar answers OPTIONS itself, but when one path's handlers are registered in more than one
 group (a controller's route beside another's), its answer lists only the first group's
-methods. This `before_send` hook sets the header from the app's routes instead.
+methods. This `before_send` hook sets the header from the app's routes instead: the methods
+the API documents for the path (a handler kept out of the schema, such as the one serving the
+document named "delete" beside the bulk delete, answers but is not advertised).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ def _methods_by_path(app: Any) -> dict[str, str]:
         found: dict[str, set[str]] = {}
         for route in app.routes:
             if isinstance(route, HTTPRoute):
-                found.setdefault(route.path_format, set()).update(route.methods)
+                methods = found.setdefault(route.path_format, set())
+                for handler in route.route_handlers:
+                    if handler.include_in_schema or "OPTIONS" in handler.http_methods:
+                        methods.update(handler.http_methods)
         cached = {path: ", ".join(sorted(methods)) for path, methods in found.items()}
         setattr(app.state, _METHODS_KEY, cached)
     return cached

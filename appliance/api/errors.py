@@ -50,7 +50,7 @@ STATUS_BY_ERROR: dict[type[ApplianceError], int] = {
     IndexBackendUnavailable: HTTP_400_BAD_REQUEST,
     CollectionNotFound: HTTP_404_NOT_FOUND,
     DocumentNotFound: HTTP_404_NOT_FOUND,
-    QueryNotFound: HTTP_404_NOT_FOUND,
+    QueryNotFound: HTTP_400_BAD_REQUEST,
     JobNotFound: HTTP_404_NOT_FOUND,
     VersionNotFound: HTTP_404_NOT_FOUND,
     UnknownModel: HTTP_404_NOT_FOUND,

@@ -42,6 +42,7 @@ def main() -> int:
             rate_limit_read="0",
             rate_limit_write="0",
             rate_limit_anonymous="0",
+            rate_limit_admin="0",
         ) as url,
     ):
         command = [

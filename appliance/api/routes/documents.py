@@ -84,7 +84,8 @@ class DocumentController(Controller):
             str | None,
             QueryParameter(
                 name="filter",
-                max_length=100_000,
+                # A URL stays within what HTTP servers read (uvicorn refuses ~64 KiB lines).
+                max_length=8_000,
                 description='A metadata filter as in search, as URL-encoded JSON: {"lang":"en"}.',
             ),
         ] = None,
@@ -146,6 +147,7 @@ class DocumentController(Controller):
     def get_document_named_delete(
         self, name: FromPath[str], appliance: NamedDependency[Appliance]
     ) -> DocumentOut:
+        """The document whose id is `delete` (the path POST uses for bulk deletes)."""
         return document_out(appliance.collections.document(name, "delete"))
 
     @delete(
@@ -158,6 +160,7 @@ class DocumentController(Controller):
     def delete_document_named_delete(
         self, name: FromPath[str], appliance: NamedDependency[Appliance]
     ) -> DeleteResult:
+        """Delete the document whose id is `delete`."""
         deleted = appliance.ingest.delete(name, ["delete"])
         if not deleted:
             raise DocumentNotFound(f"document 'delete' is not in collection {name!r}")
