@@ -103,3 +103,17 @@ def test_a_method_not_allowed_names_the_allowed_ones(client: TestClient[Any]) ->
     response = client.patch("/collections/default/documents/some-id")
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"DELETE", "GET", "OPTIONS"}
+
+
+def test_the_search_request_carries_every_search_option() -> None:
+    """Routes build SearchOptions from the request by field name: a new option must be on
+    the request type too, or it could never be set over HTTP."""
+    import dataclasses
+
+    from appliance.api.schemas import SearchRequest
+    from appliance.search.pipeline import SearchOptions
+
+    missing = {field.name for field in dataclasses.fields(SearchOptions)} - set(
+        SearchRequest.__struct_fields__
+    )
+    assert not missing, f"SearchOptions fields the API cannot set: {sorted(missing)}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 from litestar import Controller, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
@@ -91,6 +93,22 @@ def one_filter(
     return filter_ if filter_ is not None else filters
 
 
+def search_options(data: SearchRequest | DefaultSearchRequest) -> SearchOptions:
+    """The search options a request carries, field by name: a field added to SearchOptions
+    and the request type reaches the pipeline with no copy to keep in step (the collection
+    route's request carries every one: tests/test_api_contract.py)."""
+    values: dict[str, Any] = {
+        field.name: getattr(data, field.name)
+        for field in dataclasses.fields(SearchOptions)
+        if hasattr(data, field.name)
+    }
+    values["filter"] = one_filter(data.filter, data.filters)
+    params = values.get("params")
+    if params is not None:
+        values["params"] = SearchParams(**msgspec.structs.asdict(params))
+    return SearchOptions(**values)
+
+
 class SearchController(Controller):
     tags = ["search"]
     guards = [requires_scope("read")]
@@ -102,35 +120,14 @@ class SearchController(Controller):
         data: JSONBody[SearchRequest],
         appliance: NamedDependency[Appliance],
     ) -> SearchResponse:
-        params = data.params
-        options = SearchOptions(
-            limit=data.limit,
-            filter=one_filter(data.filter, data.filters),
-            params=SearchParams(ef=params.ef, nprobe=params.nprobe) if params else None,
-            mode=data.mode,
-            fusion=data.fusion,
-            rrf_k=data.rrf_k,
-            dense_weight=data.dense_weight,
-            alpha=data.alpha,
-            title_weight=data.title_weight,
-            candidates=data.candidates,
-            rerank=data.rerank,
-            rerank_top_n=data.rerank_top_n,
-            offset=data.offset,
-            highlight=data.highlight,
-        )
+        options = search_options(data)
         return await run_search(appliance, name, data.query, options, data.timings)
 
     @post("/search", status_code=200)
     async def search_default(
         self, data: JSONBody[DefaultSearchRequest], appliance: NamedDependency[Appliance]
     ) -> SearchResponse:
-        options = SearchOptions(
-            limit=data.limit,
-            filter=one_filter(data.filter, data.filters),
-            offset=data.offset,
-            highlight=data.highlight,
-        )
+        options = search_options(data)
         return await run_search(
             appliance, appliance.settings.default_collection, data.query, options, False
         )
