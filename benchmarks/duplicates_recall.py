@@ -21,29 +21,7 @@ from appliance.embedding.encoder import Encoder
 from appliance.index.base import SearchParams
 from appliance.index.registry import DEFAULT_INDEX, backend_for
 from appliance.models.registry import ModelRegistry
-
-TOPICS = [
-    "volcanic eruptions reshape island coastlines",
-    "honeybees communicate with a waggle dance",
-    "sourdough bread rises thanks to wild yeast",
-    "glaciers carve U-shaped valleys over millennia",
-    "octopuses change colour to hide from predators",
-    "the printing press spread literacy across Europe",
-    "solar panels convert sunlight into electricity",
-    "chess openings balance development and king safety",
-    "coral reefs bleach when oceans grow too warm",
-    "migrating geese fly in a V formation",
-    "espresso is brewed by forcing hot water through coffee",
-    "tectonic plates drift a few centimetres a year",
-    "penicillin was discovered in a mouldy petri dish",
-    "the violin has four strings tuned in fifths",
-    "desert cacti store water in thick stems",
-    "lighthouses guided ships along rocky shores",
-    "compound interest grows savings exponentially",
-    "the moon's gravity causes ocean tides",
-    "origami folds paper into cranes and boxes",
-    "marathon runners train their aerobic capacity",
-]
+from tests.test_duplicate_vectors import TOPICS
 
 
 def main() -> None:

@@ -18,6 +18,30 @@ from appliance.search.pipeline import SearchOptions
 from appliance.service import Appliance
 
 DIM = 32
+# Twenty distinct texts (benchmarks/duplicates_recall.py uses them too).
+TOPICS = [
+    "volcanic eruptions reshape island coastlines",
+    "honeybees communicate with a waggle dance",
+    "sourdough bread rises thanks to wild yeast",
+    "glaciers carve U-shaped valleys over millennia",
+    "octopuses change colour to hide from predators",
+    "the printing press spread literacy across Europe",
+    "solar panels convert sunlight into electricity",
+    "chess openings balance development and king safety",
+    "coral reefs bleach when oceans grow too warm",
+    "migrating geese fly in a V formation",
+    "espresso is brewed by forcing hot water through coffee",
+    "tectonic plates drift a few centimetres a year",
+    "penicillin was discovered in a mouldy petri dish",
+    "the violin has four strings tuned in fifths",
+    "desert cacti store water in thick stems",
+    "lighthouses guided ships along rocky shores",
+    "compound interest grows savings exponentially",
+    "the moon's gravity causes ocean tides",
+    "origami folds paper into cranes and boxes",
+    "marathon runners train their aerobic capacity",
+]
+
 CONFIGS = [DEFAULT_INDEX, IndexConfig(backend="faiss", spec="HNSW32,Flat")]
 
 
@@ -133,35 +157,13 @@ def test_a_corpus_of_twenty_documents_and_two_thousand_copies_finds_the_real_one
 ) -> None:
     appliance = open_appliance()
     appliance.ensure_collection("dups")
-    topics = [
-        "volcanic eruptions reshape island coastlines",
-        "honeybees communicate with a waggle dance",
-        "sourdough bread rises thanks to wild yeast",
-        "glaciers carve U-shaped valleys over millennia",
-        "octopuses change colour to hide from predators",
-        "the printing press spread literacy across Europe",
-        "solar panels convert sunlight into electricity",
-        "chess openings balance development and king safety",
-        "coral reefs bleach when oceans grow too warm",
-        "migrating geese fly in a V formation",
-        "espresso is brewed by forcing hot water through coffee",
-        "tectonic plates drift a few centimetres a year",
-        "penicillin was discovered in a mouldy petri dish",
-        "the violin has four strings tuned in fifths",
-        "desert cacti store water in thick stems",
-        "lighthouses guided ships along rocky shores",
-        "compound interest grows savings exponentially",
-        "the moon's gravity causes ocean tides",
-        "origami folds paper into cranes and boxes",
-        "marathon runners train their aerobic capacity",
-    ]
-    real = [DocumentInput(id=f"real-{i}", text=text) for i, text in enumerate(topics)]
+    real = [DocumentInput(id=f"real-{i}", text=text) for i, text in enumerate(TOPICS)]
     copies = [DocumentInput(id=f"copy-{i}", text="t") for i in range(2000)]
     for start in range(0, 2000, 500):
         appliance.ingest.upsert("dups", copies[start : start + 500])
     appliance.ingest.upsert("dups", real)
     options = SearchOptions(mode="dense", limit=10)
-    for i, text in enumerate(topics):
+    for i, text in enumerate(TOPICS):
         found = appliance.search.search("dups", text, options=options).results
         assert found[0].id == f"real-{i}", (text, [hit.id for hit in found[:3]])
     index = appliance.collections.get("dups").index
