@@ -86,6 +86,9 @@ def servers(
         "APPLIANCE_LOAD_SAMPLE": "false",
         "APPLIANCE_LOG_LEVEL": "WARNING",
         "APPLIANCE_WARM_TOP_QUERIES": "0",
+        # The baseline embeds with raw sentence-transformers on torch: so does the server (the
+        # default, auto, would embed with OpenVINO and compare two different backends).
+        "APPLIANCE_EMBEDDING_BACKEND": "torch",
     }
     command = [sys.executable, "-m", "appliance.cli", "serve", "--port", str(port)]
     server = subprocess.Popen([*command, "--data-dir", str(data_dir)], env=env)
