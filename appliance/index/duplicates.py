@@ -54,7 +54,9 @@ class DeduplicatedIndex:
         self._group_vector: dict[int, np.ndarray] = {}
         self._group_key: dict[int, int] = {}
         self._rep_of_alias: dict[int, int] = {}
-        self._alias_lookup: tuple[np.ndarray, np.ndarray] | None = None
+        # (aliases sorted, their representatives, the representatives with aliases sorted):
+        # made on the first search after a change of the groups, not on every search.
+        self._alias_lookup: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- what the rest of the appliance reads -------------------------------------------------
     @property
@@ -163,14 +165,14 @@ class DeduplicatedIndex:
         self._alias_lookup = None
 
     # -- reads --------------------------------------------------------------------------------
-    def _alias_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+    def _alias_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._alias_lookup is None:
             aliases = np.fromiter(self._rep_of_alias, dtype=np.int64, count=len(self._rep_of_alias))
             reps = np.fromiter(
                 self._rep_of_alias.values(), dtype=np.int64, count=len(self._rep_of_alias)
             )
             order = np.argsort(aliases)
-            self._alias_lookup = (aliases[order], reps[order])
+            self._alias_lookup = (aliases[order], reps[order], np.unique(reps))
         return self._alias_lookup
 
     def search(
@@ -182,11 +184,11 @@ class DeduplicatedIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         if not self._aliases:
             return self.inner.search(queries, k, params, allowed)
+        aliases, reps, group_reps = self._alias_arrays()
         inner_allowed = None
         allowed_sorted = None
         if allowed is not None:
             allowed_sorted = np.sort(np.asarray(allowed, dtype=np.int64))
-            aliases, reps = self._alias_arrays()
             mapped = allowed_sorted.copy()
             if len(aliases):
                 at = np.minimum(np.searchsorted(aliases, mapped), len(aliases) - 1)
@@ -194,7 +196,7 @@ class DeduplicatedIndex:
                 mapped[is_alias] = reps[at[is_alias]]
             inner_allowed = np.unique(mapped)
         scores, ids = self.inner.search(queries, k, params, inner_allowed)
-        if not np.isin(ids, np.fromiter(self._aliases, dtype=np.int64)).any():
+        if not np.isin(ids, group_reps).any():
             return scores, ids
         out_scores = np.full_like(scores, -np.inf)
         out_ids = np.full_like(ids, -1)
