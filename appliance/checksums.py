@@ -1,5 +1,6 @@
-"""File checksums: sha256 for model registration, index snapshots and backups, and xxh3 (about
-10x faster) for the integrity check of index snapshots at start-up."""
+"""File checksums: sha256 for model registration, index snapshots and backups, xxh3 (about 10x
+faster) for the full integrity check of index snapshots, and xxh3 of sampled blocks for the
+check at start-up."""
 
 from __future__ import annotations
 
@@ -25,3 +26,23 @@ def file_xxh3(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def block_offsets(size: int, block: int, count: int) -> list[int]:
+    """Offsets of at most `count` blocks of `block` bytes spread evenly over a file of `size`
+    bytes, the first and the last block always among them; every block when there are few."""
+    blocks = max(1, -(-size // block))
+    if blocks <= count:
+        return [i * block for i in range(blocks)]
+    step = (blocks - 1) / (count - 1)
+    return sorted({round(i * step) * block for i in range(count)})
+
+
+def blocks_xxh3(path: Path, offsets: list[int], block: int) -> list[str]:
+    """xxh3-128 of the `block` bytes at each offset (fewer at the end of the file)."""
+    digests = []
+    with path.open("rb") as handle:
+        for offset in offsets:
+            handle.seek(offset)
+            digests.append(xxhash.xxh3_128_hexdigest(handle.read(block)))
+    return digests

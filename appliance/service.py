@@ -302,9 +302,10 @@ class Appliance:
     def start(self) -> None:
         """What a serving process runs once the model and indexes are loaded, in this order:
         resume unfinished jobs, mark reindexes a stopped process left as interrupted, start
-        the query log, fill an empty store with the sample corpus (if configured), then warm
-        the result cache from the log. `close` stops them in the reverse order. One-shot CLI
-        commands never call it. A failed sample load or warming is logged, not fatal."""
+        the query log, fill an empty store with the sample corpus (if configured), warm the
+        result cache from the log, then check every byte of the index snapshots loaded at
+        start-up (rebuilding any that fails). `close` stops them in the reverse order. One-shot
+        CLI commands never call it. A failed sample load or warming is logged, not fatal."""
         self.ensure_collection(self.settings.default_collection)
         self.jobs.start()
         self.reindex.mark_interrupted()
@@ -324,6 +325,12 @@ class Appliance:
         except Exception:
             log.exception("start-up cache warming failed")
         self.starting = None
+        # Start-up checked the index snapshots by sampled blocks; every byte is checked now,
+        # with the server answering.
+        try:
+            self.collections.check_snapshots()
+        except Exception:
+            log.exception("the background check of the index snapshots failed")
 
     def close(self) -> None:
         self.jobs.stop()

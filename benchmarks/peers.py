@@ -36,9 +36,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SYSTEMS = ("appliance", "txtai", "chroma")
 APPLIANCE_MODES = ("dense", "hybrid")
-# Targets of issue 4: the appliance's dense row against each peer.
-TARGET_INGEST_RATIO = 1.5
-TARGET_P50_RATIO = 0.7
+# Targets of issue 12 (the default install on all of SciFact): the appliance's dense row
+# against each peer, and its default hybrid mode's nDCG@10 above every peer's.
+TARGET_INGEST_RATIO = 2.0
+TARGET_P50_RATIO = 0.5
 
 
 # -- pure parts (tested in tests/test_peers_bench.py) ---------------------------------------
@@ -144,6 +145,10 @@ def comparisons(rows: Sequence[Row], reference: str) -> list[dict[str, Any]]:
     if ref is None:
         return []
     family = reference.split(" ", 1)[0]
+    hybrid = next(
+        (row for row in rows if row.system.split(" ", 1)[0] == family and "(hybrid" in row.system),
+        None,
+    )
     out = []
     for peer in rows:
         if peer.system.split(" ", 1)[0] == family:
@@ -171,6 +176,9 @@ def comparisons(rows: Sequence[Row], reference: str) -> list[dict[str, Any]]:
                 **cpu_ratios,
             }
         )
+        if hybrid is not None:
+            out[-1]["hybrid_ndcg_delta"] = round(hybrid.ndcg10 - peer.ndcg10, 4)
+            out[-1]["hybrid_ndcg_ok"] = hybrid.ndcg10 > peer.ndcg10
     return out
 
 
@@ -220,6 +228,11 @@ def format_table(rows: Sequence[Row], compared: Sequence[Mapping[str, Any]]) -> 
             f"{_verdict(item['p50_ok'])}), nDCG@10 {item['ndcg_delta']:+.4f} "
             f"({_verdict(item['ndcg_ok'])})"
         )
+        if "hybrid_ndcg_delta" in item:
+            lines.append(
+                f"  hybrid (the default) nDCG@10 {item['hybrid_ndcg_delta']:+.4f} "
+                f"(target > 0: {_verdict(item['hybrid_ndcg_ok'])})"
+            )
         if "ingest_cpu_ratio" in item and "p50_cpu_ratio" in item:
             lines.append(
                 f"  by CPU time: ingest {item['ingest_cpu_ratio']:.2f}×, "
@@ -582,6 +595,11 @@ def appliance_worker(job: dict[str, Any]) -> dict[str, Any]:
         embedding_cache_size=1,
     )
     appliance = Appliance(settings)
+    # The default backend (auto) starts on torch in a fresh data dir and switches to OpenVINO
+    # once its export is made (seconds): a default install has long since switched, so the
+    # timed part starts after that.
+    appliance.encoder.wait_until_settled(timeout=600)
+    backend = backend or f"auto={appliance.encoder.backend_name}"
     documents = list(read_jsonl(Path(job["corpus"])))
     appliance.encoder.encode([doc.text for doc in documents[:8]])  # warm-up, not timed
     embed_before = appliance.encoder.compute_seconds

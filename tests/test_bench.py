@@ -197,3 +197,28 @@ def test_bench_on_a_jsonl_corpus_embeds_it_once_into_its_scratch_store(tmp_path:
     again = CliRunner().invoke(main, args)  # reuses the stored vectors
     assert again.exit_code == 0, again.output
     assert list((tmp_path / "data" / "bench").iterdir()) == scratch
+
+
+def test_filtered_points_are_compared_with_unfiltered_recall_at_the_same_params() -> None:
+    from appliance.bench.report import filtered_recall_gaps, format_table
+
+    def point(index: str, ef: int, selectivity: float | None, recall: float) -> SweepPoint:
+        return SweepPoint(index, {"ef": ef}, selectivity, 10, recall, 1, 1, 0, 1, 0, None, 0, 0)
+
+    points = [
+        point("hnsw", 16, None, 0.94),
+        point("hnsw", 16, 0.5, 0.93),
+        point("hnsw", 16, 0.1, 0.95),
+        point("hnsw", 128, None, 0.99),
+        point("hnsw", 128, 0.5, 0.96),
+        point("flat", 16, 0.5, 0.5),  # no unfiltered twin: left out
+    ]
+    gaps = filtered_recall_gaps(points)
+    assert [(g.index, g.params, g.selectivity, round(g.gap, 4)) for g in gaps] == [
+        ("hnsw", "ef=16", 0.5, -0.01),
+        ("hnsw", "ef=16", 0.1, 0.01),
+        ("hnsw", "ef=128", 0.5, -0.03),
+    ]
+    table = format_table(points)
+    assert "worst -0.0300 (hnsw ef=128 at 50.000%)" in table and "MISSED over 3 points" in table
+    assert "ok over 2 points" in format_table(points[:3])

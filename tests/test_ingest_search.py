@@ -112,6 +112,39 @@ def test_corrupt_snapshot_is_rebuilt_from_stored_vectors(
     assert second.encoder.texts_encoded == embedded_before + 1
 
 
+def test_a_snapshot_failing_the_background_check_is_rebuilt_from_the_store(
+    open_appliance: Callable[..., Appliance],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import appliance.index.snapshots as snapshots
+
+    # Blocks small enough that start-up samples only some of the snapshot's bytes.
+    monkeypatch.setattr(snapshots, "SAMPLE_BLOCK", 64)
+    monkeypatch.setattr(snapshots, "SAMPLE_BLOCKS", 2)
+    first = open_appliance()
+    first.create_collection("c", IndexConfig(backend="faiss", spec="Flat"))
+    first.ingest.upsert("c", DOCS)
+    first.close()
+    directory = next((tmp_path / "data" / "indexes").glob("collection-*"))
+    manifest = snapshots.json.loads((directory / "manifest.json").read_text())
+    sampled = {offset for offset, _ in manifest["samples"]["index.faiss"]}
+    snapshot = directory / "index.faiss"
+    data = bytearray(snapshot.read_bytes())
+    # Zero a whole unsampled block of vector bytes: start-up does not see it.
+    block = next(o for o in range(64 * 4, len(data) - 128, 64) if o not in sampled)
+    data[block : block + 64] = bytes(64)
+    snapshot.write_bytes(bytes(data))
+    second = open_appliance()
+    assert snapshots.check_snapshot(directory, "start") is None
+    assert second.collections.check_snapshots() == ["c"]
+    assert "rebuilding the index from the store" in caplog.text
+    assert snapshots.check_snapshot(directory, "xxh3") is None  # saved anew
+    assert top(second, "which animal barks?", limit=1) == ["dog"]
+    assert second.collections.check_snapshots() == []  # checked once
+
+
 def test_writes_by_another_process_are_searchable_without_restart(
     open_appliance: Callable[..., Appliance],
 ) -> None:

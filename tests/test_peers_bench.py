@@ -68,23 +68,27 @@ def test_comparisons_and_table_give_ratios_and_verdicts() -> None:
     rows = [
         _row("appliance (dense)", 10.0, 7.0, 0.65),
         _row("appliance (hybrid)", 10.0, 9.0, 0.70),
-        _row("txtai (faiss)", 20.0, 10.0, 0.64),
+        _row("txtai (faiss)", 20.0, 14.0, 0.64),
         _row("chroma (hnsw)", 12.0, 8.0, 0.66),
     ]
     compared = peers.comparisons(rows, "appliance (dense)")
     assert [item["peer"] for item in compared] == ["txtai (faiss)", "chroma (hnsw)"]
     txtai, chroma = compared
     assert txtai["ingest_ratio"] == 2.0 and txtai["ingest_ok"]
-    assert txtai["p50_ratio"] == 0.7 and txtai["p50_ok"]
+    assert txtai["p50_ratio"] == 0.5 and txtai["p50_ok"]
     assert txtai["ndcg_ok"] and not chroma["ndcg_ok"]
-    assert txtai["ingest_cpu_ratio"] == 2.0 and txtai["p50_cpu_ratio"] == 0.7
+    assert txtai["ingest_cpu_ratio"] == 2.0 and txtai["p50_cpu_ratio"] == 0.5
+    # The default (hybrid) row's nDCG@10 must be above every peer's.
+    assert txtai["hybrid_ndcg_delta"] == 0.06 and txtai["hybrid_ndcg_ok"]
+    assert chroma["hybrid_ndcg_delta"] == 0.04 and chroma["hybrid_ndcg_ok"]
     assert not chroma["ingest_ok"] and not chroma["p50_ok"]
     table = peers.format_table(rows, compared)
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["system", "docs", "ingest"]
     assert "txtai (faiss)" in lines[4] and "5.0" in lines[4]  # 100 docs / 20 s
     assert "appliance (dense) vs chroma (hnsw)" in table and "MISSED" in table
-    assert "by CPU time: ingest 2.00×, p50 0.70×" in table
+    assert "by CPU time: ingest 2.00×, p50 0.50×" in table
+    assert "hybrid (the default) nDCG@10 +0.0600 (target > 0: ok)" in table
     assert json.loads(json.dumps(rows[0].as_json()))["ingest_docs_per_s"] == 10.0
     assert rows[0].as_json()["ingest_docs_per_cpu_s"] == 20.0
 
@@ -150,7 +154,11 @@ def test_all_three_systems_run_on_a_tiny_corpus(tmp_path: Path) -> None:
     )
     report = json.loads(completed.stdout)
     systems = [row["system"] for row in report["rows"]]
-    assert systems == ["appliance (dense)", "appliance (hybrid)", "txtai (faiss)", "chroma (hnsw)"]
+    # The appliance's row names the backend its default (auto) settled on.
+    modes = [name.split(" ")[-1] for name in systems]
+    assert modes == ["(dense)", "(hybrid)", "(faiss)", "(hnsw)"]
+    assert systems[0].startswith("appliance[auto=")
+    assert systems[2:] == ["txtai (faiss)", "chroma (hnsw)"]
     for row in report["rows"]:
         assert row["docs"] == 24 and row["queries"] == 4
         assert row["ndcg@10"] > 0.3

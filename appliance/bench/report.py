@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.bench.sweep import SweepPoint
@@ -29,7 +30,46 @@ def format_table(points: Sequence[SweepPoint]) -> str:
             f"{p.build_s:>8.2f} {p.index_bytes / 2**20:>9.1f} {p.rss_delta_bytes / 2**20:>8.1f} "
             f"{ndcg:>8}"
         )
+    gaps = filtered_recall_gaps(points)
+    if gaps:
+        worst = min(gaps, key=lambda gap: gap.gap)
+        verdict = "ok" if worst.gap >= -FILTERED_RECALL_TOLERANCE else "MISSED"
+        lines.append(
+            f"filtered recall minus unfiltered at the same index and params: worst "
+            f"{worst.gap:+.4f} ({worst.index} {worst.params} at {worst.selectivity:.3%}), "
+            f"target >= -{FILTERED_RECALL_TOLERANCE}: {verdict} over {len(gaps)} points"
+        )
     return "\n".join(lines)
+
+
+# Filtered recall@k must stay within this of unfiltered recall at the same query parameters.
+FILTERED_RECALL_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class FilteredGap:
+    index: str
+    params: str
+    selectivity: float
+    gap: float  # filtered recall minus unfiltered recall
+
+
+def filtered_recall_gaps(points: Sequence[SweepPoint]) -> list[FilteredGap]:
+    """Each filtered point's recall against the unfiltered point of the same index and query
+    parameters (points without an unfiltered twin are left out)."""
+    unfiltered = {
+        (p.index, json.dumps(p.params, sort_keys=True)): p.recall
+        for p in points
+        if p.filter_selectivity is None
+    }
+    gaps = []
+    for p in points:
+        key = (p.index, json.dumps(p.params, sort_keys=True))
+        if p.filter_selectivity is None or key not in unfiltered:
+            continue
+        params = ",".join(f"{name}={value}" for name, value in p.params.items()) or "-"
+        gaps.append(FilteredGap(p.index, params, p.filter_selectivity, p.recall - unfiltered[key]))
+    return gaps
 
 
 def pareto_front(points: Sequence[SweepPoint]) -> list[SweepPoint]:

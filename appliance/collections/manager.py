@@ -45,7 +45,12 @@ from appliance.index.base import (
     check_query_params,
 )
 from appliance.index.registry import backend_for
-from appliance.index.snapshots import SnapshotInfo, discard_snapshot, load_snapshot
+from appliance.index.snapshots import (
+    SnapshotInfo,
+    check_snapshot,
+    discard_snapshot,
+    load_snapshot,
+)
 from appliance.keyword.index import KeywordIndex
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
@@ -89,6 +94,9 @@ class CollectionManager:
         self.repair_server_indexes = repair_server_indexes
         self._live: dict[str, LiveCollection] = {}
         self._lock = threading.Lock()
+        # Collections opened from a snapshot checked by sampled blocks only, for
+        # `check_snapshots` to check whole once the server is ready.
+        self._sampled: list[LiveCollection] = []
 
     # -- lifecycle ------------------------------------------------------------------------
     def open_all(self) -> None:
@@ -147,6 +155,8 @@ class CollectionManager:
             place=self._collection_place(row.id),
             keyword=KeywordIndex.load(self._keyword_dir(row.id)) or KeywordIndex(),
         )
+        if loaded is not None:
+            self._sampled.append(live)
         if loaded is None or not self._snapshot_current(live, loaded[1]):
             self.catch_up(live)
         if live.keyword.generation != live.generation:
@@ -164,6 +174,35 @@ class CollectionManager:
             return False
         live.generation = generation
         return True
+
+    def check_snapshots(self) -> list[str]:
+        """Check every byte (xxh3) of the snapshots the open indexes were loaded from, which
+        start-up checked by sampled blocks only; an index whose snapshot fails is rebuilt from
+        the store and swapped in. Run by a server once it is ready. The names of the rebuilt
+        collections."""
+        rebuilt = []
+        while self._sampled:
+            live = self._sampled.pop(0)
+            directory = self._snapshot_dir(live.id)
+            if check_snapshot(directory, "xxh3") is None:
+                continue
+            with live.write_lock:
+                # Again with writers held off: a snapshot saved meanwhile replaced the files.
+                problem = check_snapshot(directory, "xxh3")
+                if problem is None or self._live.get(live.name) is not live:
+                    continue
+                log.error(
+                    "collection %s: its index snapshot %s (loaded at start-up): rebuilding the "
+                    "index from the store",
+                    live.name,
+                    problem,
+                )
+                discard_snapshot(directory)
+                index = self._new_index(live.id, live.model_id, live.dimension, live.config)
+                live.replace_index(live.config, index)
+                live.save_snapshot()
+            rebuilt.append(live.name)
+        return rebuilt
 
     def save_snapshots(self) -> None:
         for live in list(self._live.values()):
