@@ -67,6 +67,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     query_batch_workers: int = 2
     query_batch_max: int = 64
     max_pending_queries: int = 256
+    # Threads that run the API's searches once their query is embedded (the embedding itself
+    # is awaited, holding no thread). Few: the search work is Python under one GIL, and more
+    # threads only take turns at it (see docs/performance.md, "Concurrent searches").
+    search_threads: int = 4
+    # Answer a search on the event loop when nothing would make it wait (no filter, rerank,
+    # writer or catch-up; its query embedded ahead): no thread hop, no GIL turn-taking. None:
+    # on a SQLite store (local reads of microseconds), not on PostgreSQL (network reads).
+    search_on_event_loop: bool | None = None
     # Search results, keyed by collection generation: a write never leaves a stale answer.
     result_cache_size: int = 1_024
     result_cache_ttl_seconds: float = 300.0

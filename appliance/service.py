@@ -164,6 +164,12 @@ class Appliance:
             result_cache=ResultCache(settings.result_cache_size, settings.result_cache_ttl_seconds),
             query_log=self.query_log.note,
             max_in_flight=settings.max_pending_queries,
+            threads=settings.search_threads,
+            inline=(
+                self.db.dialect == "sqlite"
+                if settings.search_on_event_loop is None
+                else settings.search_on_event_loop
+            ),
         )
         self.feedback = FeedbackService(self.db, self.collections, self.search.recent)
         self.ingest = IngestService(
@@ -335,6 +341,7 @@ class Appliance:
     def close(self) -> None:
         self.jobs.stop()
         self.query_log.stop()
+        self.search.close()
         if self.query_batcher is not None:
             self.query_batcher.close()
         self.collections.save_snapshots()

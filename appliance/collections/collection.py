@@ -140,6 +140,11 @@ class LiveCollection:
         return self.settings.content.chunking_config()
 
     @property
+    def serves_remotely(self) -> bool:
+        """Whether the index lives in a server (Milvus): each search is a network call."""
+        return backend_for(self.config).persistent
+
+    @property
     def db(self) -> Database:
         return self.place.db
 

@@ -52,6 +52,7 @@ from appliance.index.snapshots import (
     load_snapshot,
 )
 from appliance.keyword.index import KeywordIndex
+from appliance.nowait import refuse_to_wait
 from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
 from appliance.store import versions as version_store
@@ -343,12 +344,14 @@ class CollectionManager:
         """The live collection, caught up with writes other processes made to the store."""
         live = self._live.get(name)
         if live is None:
+            refuse_to_wait(f"collection {name!r} is not open here yet")
             live = self._discover(name)
         # Nothing committed anywhere since the last look: nothing to compare (the common case
         # of a read-mostly server; saves a query per search).
         version = self.db.data_version()
         if version == live.checked_version:
             return live
+        refuse_to_wait("the store changed since this collection was compared with it")
         with self.db.read() as session:
             row = session.execute(
                 select(

@@ -16,6 +16,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from appliance.nowait import refuse_to_wait
+
 
 class ReadWriteLock:
     def __init__(self) -> None:
@@ -47,6 +49,8 @@ class ReadWriteLock:
                 self._local.depth = depth
             return
         with self._cond:
+            if self._writer is not None or self._writers_waiting:
+                refuse_to_wait("a writer holds the index or waits for it")
             while self._writer is not None or self._writers_waiting:
                 self._cond.wait()
             self._readers += 1

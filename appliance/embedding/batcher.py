@@ -49,6 +49,11 @@ class MicroBatcher:
 
     def encode(self, texts: Sequence[str], encoder: TextEncoder) -> np.ndarray:
         """Encode `texts` with `encoder`, batched with whatever else is waiting."""
+        return self.submit(texts, encoder).result()
+
+    def submit(self, texts: Sequence[str], encoder: TextEncoder) -> Future[np.ndarray]:
+        """Queue `texts` and return at once: the future holds their vectors once a worker has
+        encoded their batch. No thread waits meanwhile (an event loop awaits it)."""
         request = _Request(encoder, texts)
         with self._ready:
             if self._closed:
@@ -58,7 +63,7 @@ class MicroBatcher:
             self._queue.append(request)
             self._pending_texts += len(texts)
             self._ready.notify()
-        return request.done.result()
+        return request.done
 
     def _start_workers(self) -> None:
         for n in range(self._worker_count):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -45,6 +46,47 @@ class CachedEncoder:
 
     def encode(self, texts: Sequence[str], encoder: TextEncoder | None = None) -> np.ndarray:
         encoder = encoder or self.encoder
+        out, missing = self._lookup(texts, encoder)
+        if missing:
+            unique = list(missing)
+            if self.batcher is not None:
+                vectors = self.batcher.encode(unique, encoder)
+            else:
+                vectors = encoder.encode(unique)
+            self._store(encoder, out, missing, vectors)
+        return out
+
+    def submit(
+        self, texts: Sequence[str], encoder: TextEncoder | None = None
+    ) -> Future[np.ndarray] | None:
+        """Like `encode`, without waiting: the future holds the vectors once the batcher has
+        encoded the misses (at once when every text is cached). None without a batcher:
+        there the caller's thread must encode (`encode`)."""
+        if self.batcher is None:
+            return None
+        encoder = encoder or self.encoder
+        out, missing = self._lookup(texts, encoder)
+        done: Future[np.ndarray] = Future()
+        if not missing:
+            done.set_result(out)
+            return done
+        pending = self.batcher.submit(list(missing), encoder)
+
+        def finish(batch: Future[np.ndarray], encoder: TextEncoder = encoder) -> None:
+            try:
+                self._store(encoder, out, missing, batch.result())
+            except BaseException as exc:
+                done.set_exception(exc)
+            else:
+                done.set_result(out)
+
+        pending.add_done_callback(finish)
+        return done
+
+    def _lookup(
+        self, texts: Sequence[str], encoder: TextEncoder
+    ) -> tuple[np.ndarray, dict[str, list[int]]]:
+        """The output array with cached rows filled, and the rows of each missing text."""
         fingerprint = encoder.fingerprint
         out = np.empty((len(texts), encoder.dimension), dtype=np.float32)
         missing: dict[str, list[int]] = {}
@@ -57,15 +99,18 @@ class CachedEncoder:
                     out[row] = cached
             self.hits += len(texts) - sum(len(rows) for rows in missing.values())
             self.misses += len(missing)
-        if missing:
-            unique = list(missing)
-            if self.batcher is not None:
-                vectors = self.batcher.encode(unique, encoder)
-            else:
-                vectors = encoder.encode(unique)
-            with self._lock:
-                for text, vector in zip(unique, vectors, strict=True):
-                    # Copy so the cache never pins the whole batch array.
-                    self._cache[(fingerprint, text)] = vector.copy()
-                    out[missing[text]] = vector
-        return out
+        return out, missing
+
+    def _store(
+        self,
+        encoder: TextEncoder,
+        out: np.ndarray,
+        missing: dict[str, list[int]],
+        vectors: np.ndarray,
+    ) -> None:
+        fingerprint = encoder.fingerprint
+        with self._lock:
+            for text, vector in zip(missing, vectors, strict=True):
+                # Copy so the cache never pins the whole batch array.
+                self._cache[(fingerprint, text)] = vector.copy()
+                out[missing[text]] = vector

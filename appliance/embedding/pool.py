@@ -39,6 +39,10 @@ class EncoderPool:
     def loaded(self) -> list[Encoder]:
         return list(self._encoders.values())
 
+    def loaded_encoder(self, model_id: str) -> Encoder | None:
+        """The encoder of `model_id` if it is loaded already (never loads one)."""
+        return self._encoders.get(model_id)
+
     def get(self, model_id: str) -> Encoder:
         """The encoder whose vectors carry `model_id`; loaded once, then shared."""
         encoder = self._encoders.get(model_id)

@@ -17,6 +17,7 @@ import numpy as np
 
 from appliance.errors import InvalidIndexSpec
 from appliance.index.base import IndexConfig, IndexPlace, IndexTraits, SearchParams, VectorIndex
+from appliance.nowait import refuse_to_wait
 
 _INDEX_FILE = "index.hnswlib"
 _STATE_FILE = "hnswlib_state.json"
@@ -64,6 +65,7 @@ class _EfGate:
     def searching(self, ef: int) -> Iterator[None]:
         with self._cond:
             if self._waiting or not self._may_enter(ef):
+                refuse_to_wait(f"searches at another ef than {ef} are inside the index")
                 # Behind others who wait: go in no earlier than the next time it empties.
                 behind = self._round if self._waiting else None
                 self._waiting += 1

@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from appliance.keyword.analysis import Analyzer
+from appliance.nowait import holding
 from appliance.store import documents as document_store
 from appliance.store.documents import KeywordSource
 
@@ -280,7 +281,7 @@ class KeywordIndex:
         terms = self._analyzer.query_terms(query)
         if not terms or limit <= 0:
             return []
-        with self._lock:
+        with holding(self._lock, "the keyword index"):
             documents = len(self._slot_of)
             if not documents:
                 return []

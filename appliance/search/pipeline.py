@@ -3,10 +3,13 @@ filters, fuse, rescore compressed candidates, rerank, format."""
 
 from __future__ import annotations
 
+import contextvars
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,6 +22,7 @@ from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.pool import EncoderPool
 from appliance.errors import InvalidRequest
 from appliance.index.base import SearchParams, check_query_params
+from appliance.nowait import WouldWait, refuse_to_wait, without_waiting
 from appliance.search.admission import Admission
 from appliance.search.cache import RecentQueries, ResultCache, ServedQuery, result_key
 from appliance.search.filters import compile_filter
@@ -67,8 +71,10 @@ class SearchOptions:
     highlight: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChunkRef:
+    """The span of a document a hit's vector embedded (slots: one per dense candidate)."""
+
     index: int
     start: int
     end: int
@@ -98,6 +104,15 @@ class SearchOutcome:
 
 
 @dataclass(frozen=True)
+class QueryVector:
+    """A query embedded before its search began (`SearchService.embed_ahead`)."""
+
+    model_id: str
+    vector: np.ndarray
+    embed_ms: float
+
+
+@dataclass(frozen=True)
 class _Request:
     where: Any
     text: str
@@ -106,7 +121,7 @@ class _Request:
     key: Hashable
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     score: float
     chunk: ChunkRef | None = None
@@ -124,6 +139,8 @@ class SearchService:
         recent_queries: int = 10_000,
         query_log: Callable[[int, str, str], None] | None = None,
         max_in_flight: int = 256,
+        threads: int = 2,
+        inline: bool = False,
     ) -> None:
         self.collections = collections
         self.query_encoder = query_encoder
@@ -136,6 +153,28 @@ class SearchService:
         self.query_log = query_log
         # Callers that queue a search (the API) enter this first: a bounded queue.
         self.admission = Admission(max_in_flight)
+        # Whether `answer_now` may answer on the caller's thread (a SQLite store: its reads
+        # are local and short); how often it did, and how often it handed a search back.
+        self.inline = inline
+        self.answered_inline = 0
+        self.inline_fallbacks = 0
+        # The API runs searches on these few threads (`submit`); started on first use.
+        self._threads = max(1, threads)
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    def submit(self, call: Callable[[], SearchOutcome]) -> Future[SearchOutcome]:
+        """Run `call` (a `search`) on one of the search threads, in the caller's context."""
+        if self._executor is None:
+            with self._executor_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="search")
+        return self._executor.submit(contextvars.copy_context().run, call)
+
+    def close(self) -> None:
+        """Let the searches in flight finish, then stop the search threads."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
 
     def search(
         self,
@@ -147,8 +186,10 @@ class SearchService:
         params: SearchParams | None = None,
         options: SearchOptions | None = None,
         log_query: bool = True,
+        embedded: QueryVector | None = None,
     ) -> SearchOutcome:
-        """`log_query=False`: not counted for warming (warming itself)."""
+        """`log_query=False`: not counted for warming (warming itself). `embedded`: the
+        query's vector from `embed_ahead`, used if its model is still the collection's."""
         if options is None:
             options = SearchOptions(limit=limit, filter=filter, params=params)
         started = time.perf_counter()
@@ -170,12 +211,15 @@ class SearchService:
                 "--name NAME --kind cross-encoder` and set APPLIANCE_RERANK_MODEL=NAME"
             )
         lap("preprocess")
-        if log_query and self.query_log is not None:
-            self.query_log(live.id, text, replayable_params(options, mode))
+        # Counted for warming once answered, so a search that stops short (WouldWait, an
+        # error) and runs again counts once.
+        log = self.query_log if log_query else None
         key = request.key
         cached = self.result_cache.get(key)
         if cached is not None:
             lap("cache")
+            if log is not None:
+                log(live.id, text, replayable_params(options, mode))
             return self._served(
                 collection,
                 text,
@@ -200,9 +244,15 @@ class SearchService:
             dense: list[tuple[int, _Candidate]] = []
             keyword: list[tuple[int, _Candidate]] = []
             if mode in ("dense", "hybrid"):
-                encoder = self.encoders.get(active.model_id)
-                vector = self.query_encoder.encode([text], encoder)[0]
-                lap("embed")
+                if embedded is not None and embedded.model_id == active.model_id:
+                    vector = embedded.vector
+                    lap("embed")
+                    timings["embed"] += embedded.embed_ms
+                else:
+                    refuse_to_wait("the query is not embedded yet")
+                    encoder = self.encoders.get(active.model_id)
+                    vector = self.query_encoder.encode([text], encoder)[0]
+                    lap("embed")
                 allowed = None
                 if where is not None:
                     allowed = snapshot.dense.allowed(where)
@@ -229,15 +279,81 @@ class SearchService:
         if options.highlight:
             results = with_highlights(results, text)
         lap("format")
+        ahead_ms = embedded.embed_ms if embedded is not None else 0.0
         outcome = SearchOutcome(
             model_id=active.model_id,
             results=results,
-            took_ms=(time.perf_counter() - started) * 1000,
+            took_ms=(time.perf_counter() - started) * 1000 + ahead_ms,
             mode=mode,
             timings_ms=timings,
         )
         self.result_cache.put(key, outcome)
+        if log is not None:
+            log(live.id, text, replayable_params(options, mode))
         return self._served(collection, text, outcome)
+
+    def answer_now(
+        self,
+        collection: str,
+        query: str,
+        options: SearchOptions,
+        embedded: QueryVector | None,
+    ) -> SearchOutcome | None:
+        """The search, answered on the caller's thread if nothing makes it wait, else None
+        (run `search` on a thread then: `submit`). For an event loop: a search without a
+        filter or reranking, over a local index on a SQLite store, whose query is embedded
+        ahead, costs well under a millisecond of Python; on the loop it needs no thread hop
+        and no turn at the GIL behind other threads (appliance/nowait.py)."""
+        if not self.inline or options.rerank or options.filter is not None:
+            return None
+        live = self.collections.peek(collection)
+        if live is None or live.serves_remotely:
+            return None
+        try:
+            with without_waiting():
+                outcome = self.search(collection, query, options=options, embedded=embedded)
+        except WouldWait:
+            self.inline_fallbacks += 1
+            return None
+        self.answered_inline += 1
+        return outcome
+
+    def embed_ahead(
+        self, collection: str, query: str, options: SearchOptions
+    ) -> Future[QueryVector] | None:
+        """Queue the query's embedding with the micro-batcher and return at once, so that no
+        thread waits for it: an event loop awaits the future, then runs `search` with the
+        vector (`embedded=`). None when there is nothing to embed ahead (keyword mode, no
+        batcher, a collection or model not loaded, a request `search` will refuse): `search`
+        then does it all. Never reads the store, so it may run on an event loop."""
+        live = self.collections.peek(collection)
+        if live is None:
+            return None
+        try:
+            request = self._prepare(collection, query, options, live)
+        except InvalidRequest:
+            return None
+        model_id = live.model_id
+        encoder = self.encoders.loaded_encoder(model_id)
+        if request.mode == "keyword" or encoder is None:
+            return None
+        started = time.perf_counter()
+        pending = self.query_encoder.submit([request.text], encoder)
+        if pending is None:
+            return None
+        embedded: Future[QueryVector] = Future()
+
+        def finish(vectors: Future[np.ndarray]) -> None:
+            try:
+                vector = vectors.result()[0]
+            except BaseException as exc:
+                embedded.set_exception(exc)
+                return
+            took_ms = (time.perf_counter() - started) * 1000
+            embedded.set_result(QueryVector(model_id, vector, took_ms))
+
+        pending.add_done_callback(finish)
+        return embedded
 
     def lookup(self, collection: str, query: str, options: SearchOptions) -> SearchOutcome | None:
         """The cached answer, if there is one and nothing was committed since the collection
@@ -311,10 +427,9 @@ class SearchService:
             best: dict[int, _Candidate] = {}
             for score, vector_id in zip(scores.tolist(), ids.tolist(), strict=True):
                 hit = chunks.get(vector_id)
-                if hit is None or hit.document_id in best:
+                if hit is None or hit[0] in best:
                     continue
-                chunk = ChunkRef(hit.chunk_index, hit.char_start, hit.char_end)
-                best[hit.document_id] = _Candidate(float(score), chunk)
+                best[hit[0]] = _Candidate(score, ChunkRef(hit[1], hit[2], hit[3]))
             exhausted = len(ids) < fetch or fetch >= len(reader)
             if len(best) >= wanted or exhausted:
                 return list(best.items())[:wanted]

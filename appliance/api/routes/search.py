@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from functools import partial
 from typing import Any
 
-import anyio.to_thread
 import msgspec
 from litestar import Controller, post
 from litestar.di import NamedDependency
@@ -34,22 +34,29 @@ from appliance.api.schemas import (
 )
 from appliance.errors import InvalidRequest
 from appliance.index.base import SearchParams
-from appliance.search.pipeline import SearchOptions
+from appliance.search.pipeline import QueryVector, SearchOptions
 from appliance.service import Appliance
 
 
 async def run_search(
     appliance: Appliance, collection: str, query: str, options: SearchOptions, timings: bool
 ) -> SearchResponse:
-    # A cached answer is returned on the event loop (no store read, no thread hop); anything
-    # else runs in a worker thread.
-    outcome = appliance.search.lookup(collection, query, options)
+    # A cached answer is returned on the event loop (no store read, no thread hop). Otherwise
+    # the query is queued for embedding and awaited (no thread waits for the batch); then the
+    # search is answered on the loop if nothing would make it wait, else on a search thread.
+    search = appliance.search
+    outcome = search.lookup(collection, query, options)
     if outcome is None:
         # Past the bound a search is refused (503) rather than queued without end.
-        with appliance.search.admission:
-            outcome = await anyio.to_thread.run_sync(
-                partial(appliance.search.search, collection, query, options=options)
-            )
+        with search.admission:
+            ahead = search.embed_ahead(collection, query, options)
+            embedded: QueryVector | None = None
+            if ahead is not None:
+                embedded = await asyncio.wrap_future(ahead)
+            outcome = search.answer_now(collection, query, options, embedded)
+            if outcome is None:
+                call = partial(search.search, collection, query, options=options, embedded=embedded)
+                outcome = await asyncio.wrap_future(search.submit(call))
     SEARCH_REQUESTS.labels(collection=collection).inc()
     SEARCH_LATENCY.labels(collection=collection).observe(outcome.took_ms / 1000)
     for stage, ms in outcome.timings_ms.items():
