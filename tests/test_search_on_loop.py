@@ -210,3 +210,31 @@ def test_submit_answers_cached_texts_at_once_and_queues_the_rest(encoder: Encode
     assert batcher.batches == 1 and cached.hits == 1
     assert CachedEncoder(encoder, 10).submit(["x"]) is None  # no batcher: the caller encodes
     batcher.close()
+
+
+def test_a_serving_process_freezes_its_start_up_heap_once_started(
+    open_appliance: Callable[..., Appliance],
+) -> None:
+    import gc
+
+    from appliance.api.state import ApplianceHolder
+
+    appliance = open_appliance()
+    started: list[bool] = []
+    real_start = appliance.start
+
+    def start() -> None:
+        real_start()
+        started.append(gc.get_freeze_count() > 0)
+
+    appliance.start = start  # type: ignore[method-assign]
+    gc.unfreeze()
+    holder = ApplianceHolder(appliance.settings, lambda _settings: appliance, freeze_heap=True)
+    try:
+        holder.start()
+        holder.wait(60)
+        # Frozen after start-up's work (sample corpus, warming), not before it.
+        assert started == [False] and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        holder.close()

@@ -104,12 +104,20 @@ def route_table() -> Litestar:
     )
 
 
-def create_app(settings: Settings, appliance: Appliance | None = None) -> Litestar:
-    """An app over a ready appliance (tests), or one that loads it in the background."""
+def create_app(
+    settings: Settings, appliance: Appliance | None = None, *, freeze_heap: bool = False
+) -> Litestar:
+    """An app over a ready appliance (tests), or one that loads it in the background.
+    `freeze_heap`: once started, leave start-up's objects out of garbage collection (a
+    serving process; see `state.freeze_heap`)."""
     # Before anything serves: a data dir of a newer release fails `serve` itself, and an
     # older one is upgraded (after a backup) before the first request can reach it.
     ensure_schema(settings.database_location)
-    holder = ApplianceHolder.of(appliance) if appliance is not None else ApplianceHolder(settings)
+    holder = (
+        ApplianceHolder.of(appliance)
+        if appliance is not None
+        else ApplianceHolder(settings, freeze_heap=freeze_heap)
+    )
     owns_appliance = appliance is None
     configure_logging(settings.log_format)
     # Secure by default: the operator's admin key, or one generated on a first start beyond

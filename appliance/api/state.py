@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -16,10 +17,15 @@ log = logging.getLogger(__name__)
 
 class ApplianceHolder:
     def __init__(
-        self, settings: Settings, factory: Callable[[Settings], Appliance] = Appliance
+        self,
+        settings: Settings,
+        factory: Callable[[Settings], Appliance] = Appliance,
+        *,
+        freeze_heap: bool = False,
     ) -> None:
         self.settings = settings
         self._factory = factory
+        self._freeze_heap = freeze_heap
         self._appliance: Appliance | None = None
         self.error: str | None = None
         self._thread: threading.Thread | None = None
@@ -59,6 +65,8 @@ class ApplianceHolder:
         self._appliance = appliance
         log.info("appliance ready: model %s", appliance.encoder.model_id)
         appliance.start()
+        if self._freeze_heap:
+            freeze_heap()
 
     def wait(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -68,3 +76,13 @@ class ApplianceHolder:
         self.wait()
         if self._appliance is not None:
             self._appliance.close()
+
+
+def freeze_heap() -> None:
+    """Leave what start-up built (indexes, the model, the sample corpus) out of every later
+    cyclic garbage collection. Python's full collection walks every tracked object: with a
+    loaded appliance that took 100 to 280 ms, stalling the event loop that answers searches
+    (hybrid at one connection: p99 171 ms against a p50 of 7 ms; frozen, p99 17 ms). Objects
+    made later are collected as before. For a serving process only (`appliance serve`)."""
+    gc.collect()
+    gc.freeze()

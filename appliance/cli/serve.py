@@ -57,7 +57,7 @@ def run_server(settings: Settings) -> None:
 
     from appliance.api.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, freeze_heap=True)
     scheme = "https" if settings.ssl_certfile else "http"
     click.echo(
         f"serving on {scheme}://{settings.host}:{settings.port} (data in {settings.data_dir})"
