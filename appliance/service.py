@@ -138,6 +138,7 @@ class Appliance:
             MicroBatcher(
                 workers=settings.query_batch_workers,
                 max_batch=settings.query_batch_max,
+                pass_size=settings.query_pass_size,
             )
             if settings.query_batch_workers > 0
             else None

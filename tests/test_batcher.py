@@ -40,7 +40,7 @@ class GatedEncoder:
     def dimension(self) -> int:
         return self.encoder.dimension
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         self.entered.set()
         self.gate.wait(30)
         self.batch_sizes.append(len(texts))
@@ -106,7 +106,7 @@ def test_an_encoder_error_reaches_every_caller_of_the_batch() -> None:
         fingerprint = "broken"
         dimension = 3
 
-        def encode(self, texts: Sequence[str]) -> np.ndarray:
+        def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
             raise ValueError("model file unreadable")
 
     batcher = MicroBatcher(workers=1)
@@ -124,10 +124,10 @@ def test_an_overloaded_search_is_answered_503_with_retry_after(
     gate, entered = threading.Event(), threading.Event()
     real_encode = appliance.encoder.encode
 
-    def gated_encode(texts: Sequence[str]) -> np.ndarray:
+    def gated_encode(texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         entered.set()
         gate.wait(30)
-        return real_encode(texts)
+        return real_encode(texts, batch_size)
 
     monkeypatch.setattr(appliance.encoder, "encode", gated_encode)
     assert appliance.query_batcher is not None
@@ -159,3 +159,25 @@ def test_an_overloaded_search_is_answered_503_with_retry_after(
         fresh = client.post("/collections/default/search", json={"query": "a dog"})
     assert again.status_code == 200 and again.json()["cached"] is True
     assert fresh.status_code == 503
+
+
+def test_a_batch_is_embedded_in_passes_of_the_configured_size_with_the_same_vectors(
+    encoder: Encoder,
+) -> None:
+    seen: list[int | None] = []
+
+    class Recording:
+        fingerprint = encoder.fingerprint
+        dimension = encoder.dimension
+
+        def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+            seen.append(batch_size)
+            return encoder.encode(texts, batch_size)
+
+    batcher = MicroBatcher(workers=1, pass_size=3)
+    vectors = batcher.encode(QUERIES, Recording())
+    assert seen == [3]
+    # Passes of 3, longest first, give the vectors one pass of all of them gives.
+    np.testing.assert_allclose(vectors, encoder.encode(QUERIES), atol=1e-5)
+    batcher.close()
+    assert MicroBatcher(pass_size=0).pass_size is None  # 0: the encoder's own batch size

@@ -36,7 +36,7 @@ class _Fake:
         self.dimension = 2
         self.calls = 0
 
-    def encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
         self.calls += 1
         return np.ones((len(texts), 2), dtype=np.float32)
 

@@ -29,8 +29,13 @@ class _Request:
 
 
 class MicroBatcher:
-    def __init__(self, *, workers: int = 2, max_batch: int = 64) -> None:
+    def __init__(
+        self, *, workers: int = 2, max_batch: int = 64, pass_size: int | None = None
+    ) -> None:
         self.max_batch = max(1, max_batch)
+        # Texts per forward pass within a batch (sorted by length first): queries vary in
+        # length, and a pass pads every text to its longest. None: the encoder's own.
+        self.pass_size = max(1, pass_size) if pass_size else None
         self._queue: deque[_Request] = deque()
         self._pending_texts = 0
         self._ready = threading.Condition()
@@ -96,7 +101,7 @@ class MicroBatcher:
         while (taken := self._take()) is not None:
             texts = [text for request in taken for text in request.texts]
             try:
-                vectors = taken[0].encoder.encode(texts)
+                vectors = taken[0].encoder.encode(texts, batch_size=self.pass_size)
             except BaseException as exc:
                 for request in taken:
                     request.done.set_exception(exc)

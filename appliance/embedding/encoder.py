@@ -187,12 +187,14 @@ class Encoder:
         """Tokens that fit one window beside the model's [CLS] and [SEP]."""
         return max(8, self.max_seq_length - 2)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode texts to an (n, dimension) C-contiguous float32 array of unit vectors."""
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+        """Encode texts to an (n, dimension) C-contiguous float32 array of unit vectors.
+        `batch_size`: texts per forward pass (default: the encoder's); every backend sorts the
+        texts by length first, so smaller passes pad less."""
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         started = time.perf_counter()
-        vectors = self._backend.embed(list(texts), self.batch_size)
+        vectors = self._backend.embed(list(texts), batch_size or self.batch_size)
         elapsed = time.perf_counter() - started
         tokens = self.count_tokens(texts)
         with self._stats_lock:
