@@ -193,6 +193,7 @@ class Appliance:
             device=self.settings.device,
             batch_size=self.settings.embed_batch_size,
             threads=self.settings.torch_threads,
+            runtime_threads=self.settings.runtime_threads,
             backend=backend or self.settings.backend_for(model.name),
             export_dir=self.settings.model_export_dir,
         )

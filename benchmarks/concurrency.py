@@ -4,8 +4,9 @@ batched-embedding limit of every core measured in the same run.
 Over the sample corpus (1,171 documents, rate limits off, result cache on) it measures fresh
 hybrid and dense queries at 1, 8 and 32 connections; every request is a query not sent before
 in the run, across all connections (SciFact and NFCorpus queries and variants of them). Before
-the server starts, the same queries are embedded in-process in batches of 32 with every core:
-the limit. Then a knee: more connections than the server's queue bound, where it answers 503
+the server starts, the same queries are embedded in-process in batches of 32 with every core,
+each way the cores can be used (one stream with every thread, or a stream per core; one pass a
+batch, or the server's length-sorted passes): the best of these is the limit. Then a knee: more connections than the server's queue bound, where it answers 503
 with Retry-After instead of letting latency grow.
 
     .venv/bin/python benchmarks/concurrency.py [--backend openvino] [--seconds 20] [--baseline]
@@ -128,36 +129,52 @@ def fresh_queries(data: Path = DATA, seed: int = 7) -> list[str]:
 
 def embedding_limit(
     queries: list[str], backend: str, batch: int = 32, count: int = 2048
-) -> dict[int, float]:
-    """Queries per second the model embeds in batches of `batch` with every core, in this
-    process: per forward-pass size, one pass a batch (the issue's definition) and the passes
-    the server makes (`query_pass_size`, longest first). The ratio is taken to the best."""
+) -> dict[str, float]:
+    """Queries per second the model embeds in batches of `batch` on every core, in this
+    process, each way the cores can be used: one stream of batches with every core's threads,
+    or one stream per core with one thread each (as the server's batch workers run), each
+    with one forward pass a batch (the issue's definition) and with the passes the server
+    makes (`query_pass_size`, longest first). The ratio is taken to the best of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from appliance.config import load_settings
     from appliance.embedding.encoder import Encoder
     from appliance.models.registry import ModelRegistry
 
     settings = load_settings(Path("/nonexistent.toml"))
     model = ModelRegistry().resolve(settings.model)
-    rates: dict[int, float] = {}
+    cores = os.cpu_count() or 1
+    sample = queries[-count:]  # the server never sees these: its slices start at 0
+    batches = [sample[start : start + batch] for start in range(0, len(sample), batch)]
+    rates: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as exports:
-        encoder = Encoder(
-            model,
-            device="cpu",
-            batch_size=batch,
-            threads=0,
-            backend=backend,
-            export_dir=Path(exports),
-        )
-        sample = queries[-count:]  # the server never sees these: its slices start at 0
-        encoder.encode(sample[:batch])  # warm-up
-        for pass_size in sorted({batch, settings.query_pass_size}, reverse=True):
-            best = 0.0
-            for _ in range(2):
-                started = time.perf_counter()
-                for start in range(0, len(sample), batch):
-                    encoder.encode(sample[start : start + batch], batch_size=pass_size)
-                best = max(best, len(sample) / (time.perf_counter() - started))
-            rates[pass_size] = best
+        for threads, streams in ((0, 1), (1, cores)):
+            encoder = Encoder(
+                model,
+                device="cpu",
+                batch_size=batch,
+                threads=threads,
+                backend=backend,
+                export_dir=Path(exports),
+            )
+            encoder.encode(sample[:batch])  # warm-up
+            for pass_size in sorted({batch, settings.query_pass_size}, reverse=True):
+
+                def run(
+                    share: list[list[str]], size: int = pass_size, enc: Encoder = encoder
+                ) -> None:
+                    for texts in share:
+                        enc.encode(texts, batch_size=size)
+
+                best = 0.0
+                with ThreadPoolExecutor(streams) as pool:
+                    for _ in range(2):
+                        started = time.perf_counter()
+                        shares = [batches[n::streams] for n in range(streams)]
+                        list(pool.map(run, shares))
+                        best = max(best, len(sample) / (time.perf_counter() - started))
+                label = "all threads" if streams == 1 else f"{streams} streams of 1 thread"
+                rates[f"{label}, passes of {pass_size}"] = best
     return rates
 
 
@@ -301,8 +318,8 @@ def main() -> None:
     queries = fresh_queries(args.data)
     rates = embedding_limit(queries, args.backend)
     limit = max(rates.values())
-    passes = ", ".join(f"{rate:.1f} in passes of {size}" for size, rate in sorted(rates.items()))
-    print(f"limit: {limit:.1f} queries/s ({args.backend}, batches of 32, every core: {passes})")
+    ways = "; ".join(f"{way}: {rate:.1f}" for way, rate in rates.items())
+    print(f"limit: {limit:.1f} queries/s ({args.backend}, batches of 32, every core; {ways})")
     servers = [("no batching", {"APPLIANCE_QUERY_BATCH_WORKERS": "0"})] if args.baseline else []
     servers.append(("batched", {"APPLIANCE_MAX_PENDING_QUERIES": str(args.max_pending)}))
 

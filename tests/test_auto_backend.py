@@ -53,3 +53,34 @@ def test_first_start_serves_with_torch_then_switches_to_openvino(
     again = Encoder(model, device="cpu", backend="auto", export_dir=exports)
     assert again.backend_name == "openvino"
     assert again.wait_until_settled(timeout=0)
+
+
+def test_exported_backends_take_runtime_threads_and_torch_its_own(
+    model: LocalModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import appliance.embedding.encoder as encoder_module
+
+    real = encoder_module.load_backend
+    asked: list[tuple[str, int | None]] = []
+
+    def recording(name: str, *args: object, threads: int | None, **kwargs: object) -> object:
+        asked.append((name, threads))
+        return real(name, *args, threads=threads, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(encoder_module, "load_backend", recording)
+    exports = tmp_path / "models"
+    first = Encoder(
+        model, device="cpu", backend="auto", threads=1, runtime_threads=0, export_dir=exports
+    )
+    assert first.wait_until_settled(timeout=300)
+    # A first start serves on torch (its threads) and switches to OpenVINO (the runtime's).
+    assert asked == [("torch", 1), ("openvino", 0)]
+    asked.clear()
+    Encoder(
+        model, device="cpu", backend="openvino", threads=1, runtime_threads=0, export_dir=exports
+    )
+    Encoder(model, device="cpu", backend="openvino", threads=1, export_dir=exports)
+    Encoder(model, device="cpu", backend="torch", threads=1, runtime_threads=0, export_dir=exports)
+    assert asked == [("openvino", 0), ("openvino", 1), ("torch", 1)]
+    # The setting's default: every core for the exported backends.
+    assert load_settings(Path("/nonexistent.toml")).runtime_threads == 0

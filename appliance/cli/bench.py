@@ -202,7 +202,9 @@ def eval_command(
     from appliance.index.base import parse_index_arg
     from appliance.search.pipeline import SearchOptions
 
-    settings = settings_from(ctx, backend, torch_threads=threads, data_dir=data_dir)
+    settings = settings_from(
+        ctx, backend, torch_threads=threads, runtime_threads=threads, data_dir=data_dir
+    )
     if feedback_collection:
         click.echo(json.dumps(feedback_eval(open_appliance(settings), feedback_collection)))
         return

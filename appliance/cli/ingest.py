@@ -46,7 +46,9 @@ def ingest(
     from appliance.ingest.files import ingest_file
     from appliance.ingest.sources import count_lines
 
-    settings = settings_from(ctx, backend, data_dir=data_dir, torch_threads=threads)
+    settings = settings_from(
+        ctx, backend, data_dir=data_dir, torch_threads=threads, runtime_threads=threads
+    )
     name = collection or settings.default_collection
     appliance = open_appliance(settings)
     appliance.ensure_collection(name)

@@ -33,7 +33,7 @@ def reindex(
 
     if sum(bool(x) for x in (model, list_versions, drop_model)) != 1:
         raise click.UsageError("give exactly one of --model, --list, --drop")
-    settings = settings_from(ctx, data_dir=data_dir, torch_threads=threads)
+    settings = settings_from(ctx, data_dir=data_dir, torch_threads=threads, runtime_threads=threads)
     name = collection or settings.default_collection
     appliance = open_appliance(settings)
     if drop_model:

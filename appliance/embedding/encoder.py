@@ -37,6 +37,10 @@ def pick_device(requested: str) -> str:
     return torch_pick_device(requested)
 
 
+def _runtime(threads: int | None, runtime_threads: int | None) -> int | None:
+    return threads if runtime_threads is None else runtime_threads
+
+
 def default_export_dir() -> Path:
     from appliance.config import load_settings
 
@@ -60,7 +64,10 @@ class Encoder:
         threads: int | None = None,
         backend: str = "torch",
         export_dir: Path | None = None,
+        runtime_threads: int | None = None,
     ) -> None:
+        """`threads`: CPU threads per encode (torch's, and the others' unless
+        `runtime_threads` gives theirs; 0 = every core)."""
         check_complete(model.directory)
         self.model = model
         self.requested_backend = check_backend(backend)
@@ -80,11 +87,13 @@ class Encoder:
             # no half-written export directory is left behind.
             threading.Thread(
                 target=self._switch_to,
-                args=(resolved, device, threads, exports),
+                args=(resolved, device, _runtime(threads, runtime_threads), exports),
                 name="embedding-export",
             ).start()
         else:
             self.backend_name = resolved
+            if resolved != "torch":
+                threads = _runtime(threads, runtime_threads)
             self._backend = load_backend(
                 resolved, model, device=device, threads=threads, export_dir=exports
             )
