@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 from sqlalchemy.orm import Session
 
+from appliance.collections.chunk_cache import ChunkCache
 from appliance.collections.readers import ReadSnapshot
 from appliance.collections.rwlock import ReadWriteLock
 from appliance.collections.settings import (
@@ -109,6 +110,8 @@ class LiveCollection:
     checked_version: int = -1
     # BM25 over the collection's documents, derived from the store like the vector index.
     keyword: KeywordIndex = field(default_factory=KeywordIndex)
+    # The document and span of vector ids searches have looked up (vectors never change).
+    chunk_cache: ChunkCache = field(default_factory=ChunkCache)
     _settings: tuple[IndexConfig, CollectionSettings] | None = field(default=None, repr=False)
 
     @property
@@ -162,6 +165,7 @@ class LiveCollection:
                 keyword=self.keyword,
                 index_lock=self.lock,
                 exact_filter_threshold=self.place.exact_filter_threshold,
+                chunk_cache=self.chunk_cache,
             )
 
     def read(self, query: Callable[[Session], R]) -> R:

@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
+from appliance.collections.chunk_cache import ChunkCache
 from appliance.collections.rwlock import ReadWriteLock
 from appliance.index.base import SearchParams
 from appliance.index.filtered import filtered_search
@@ -45,10 +46,12 @@ class DenseReader(Reader):
         *,
         index_lock: ReadWriteLock,
         exact_filter_threshold: int,
+        chunk_cache: ChunkCache | None = None,
     ) -> None:
         super().__init__(session, collection_id, active)
         self._lock = index_lock
         self._exact_filter_threshold = exact_filter_threshold
+        self._chunk_cache = chunk_cache
 
     def __len__(self) -> int:
         return len(self.active.index)
@@ -95,6 +98,11 @@ class DenseReader(Reader):
 
     def chunks(self, vector_ids: list[int]) -> dict[int, ChunkHit]:
         """The document and span of each vector id."""
+        if self._chunk_cache is None:
+            return document_store.chunks_by_vector_ids(self._session, vector_ids)
+        return self._chunk_cache.lookup(vector_ids, self._load_chunks)
+
+    def _load_chunks(self, vector_ids: list[int]) -> dict[int, ChunkHit]:
         return document_store.chunks_by_vector_ids(self._session, vector_ids)
 
 
@@ -153,6 +161,7 @@ class ReadSnapshot:
         keyword: KeywordIndex,
         index_lock: ReadWriteLock,
         exact_filter_threshold: int,
+        chunk_cache: ChunkCache | None = None,
     ) -> None:
         self.active = active
         self.dense = DenseReader(
@@ -161,6 +170,7 @@ class ReadSnapshot:
             active,
             index_lock=index_lock,
             exact_filter_threshold=exact_filter_threshold,
+            chunk_cache=chunk_cache,
         )
         self.keyword = KeywordReader(session, collection_id, active, keyword)
         self.documents = DocumentReader(session, collection_id, active)
