@@ -587,7 +587,9 @@ def appliance_worker(job: dict[str, Any]) -> dict[str, Any]:
         Path("/nonexistent/appliance.toml"),
         data_dir=str(Path(job["workdir"]) / "data"),
         load_sample=False,
+        # The same CPU threads as the peers, whichever backend embeds.
         torch_threads=job["threads"],
+        runtime_threads=job["threads"],
         embed_batch_size=job["batch_size"],
         # No result cache; the query-embedding cache holds one entry, and every timed query
         # is a different text, so neither can answer a timed query.
