@@ -5,8 +5,9 @@ store, a query not embedded ahead, a filter or reranking."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,26 @@ def _loaded(open_appliance: Callable[..., Appliance], **overrides: Any) -> Appli
     appliance.ensure_collection("c")
     appliance.ingest.upsert("c", [DocumentInput(**doc) for doc in DOCS])
     return appliance
+
+
+@contextmanager
+def _held_by_another_thread(hold: Callable[[], AbstractContextManager[Any]]) -> Iterator[None]:
+    """`hold()` entered on another thread for the block's duration."""
+    inside, release = threading.Event(), threading.Event()
+
+    def run() -> None:
+        with hold():
+            inside.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert inside.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        thread.join(10)
 
 
 def _embedded(appliance: Appliance, query: str, options: SearchOptions) -> QueryVector:
@@ -70,21 +91,8 @@ def test_a_search_that_would_wait_is_handed_back_and_counted_once_in_the_query_l
     logged.clear()
     live = appliance.collections.get("c")
     embedded = _embedded(appliance, "fish swimming upstream", options)
-    writer_in, release = threading.Event(), threading.Event()
-
-    def write() -> None:
-        with live.lock.write():
-            writer_in.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=write)
-    thread.start()
-    assert writer_in.wait(10)
-    try:
+    with _held_by_another_thread(live.lock.write):
         assert search.answer_now("c", "fish swimming upstream", options, embedded) is None
-    finally:
-        release.set()
-        thread.join(10)
     assert (search.answered_inline, search.inline_fallbacks) == (0, 1)
     assert logged == []  # stopped short: nothing seen yet
     # Run again where it may wait (a search thread): answered, logged once.
@@ -153,46 +161,23 @@ def test_the_read_lock_refuses_to_wait_behind_a_writer_only_when_told_to() -> No
     lock = ReadWriteLock()
     with lock.read(), without_waiting(), lock.read():  # readers share it
         pass
-    writer_in, release = threading.Event(), threading.Event()
-
-    def write() -> None:
-        with lock.write():
-            writer_in.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=write)
-    thread.start()
-    assert writer_in.wait(10)
-    with without_waiting(), pytest.raises(WouldWait, match="writer"), lock.read():
+    refused = pytest.raises(WouldWait, match="writer")
+    with _held_by_another_thread(lock.write), without_waiting(), refused, lock.read():
         pass
-    release.set()
-    with lock.read():  # waits for the writer, as before
+    with lock.read():  # free again
         pass
-    thread.join(10)
 
 
 def test_holding_a_plain_lock_refuses_to_wait_only_when_told_to() -> None:
     lock = threading.RLock()
     with without_waiting(), holding(lock, "the thing"):
         pass  # free: taken
-    taken = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with lock:
-            taken.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert taken.wait(10)
-    refused = pytest.raises(WouldWait, match="the thing is held")
-    with without_waiting(), refused, holding(lock, "the thing"):
-        pass
-    release.set()
+    with _held_by_another_thread(lambda: lock):
+        refused = pytest.raises(WouldWait, match="the thing is held")
+        with without_waiting(), refused, holding(lock, "the thing"):
+            pass
     with holding(lock, "the thing"):
         pass
-    thread.join(10)
 
 
 def test_submit_answers_cached_texts_at_once_and_queues_the_rest(encoder: Encoder) -> None:
