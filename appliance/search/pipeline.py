@@ -195,6 +195,8 @@ class SearchService:
         started = time.perf_counter()
         timings: dict[str, float] = {}
         mark = started
+        # The embedding done before this call, when its vector is used (took_ms counts it).
+        ahead_ms = 0.0
 
         def lap(stage: str) -> None:
             nonlocal mark
@@ -245,9 +247,9 @@ class SearchService:
             keyword: list[tuple[int, _Candidate]] = []
             if mode in ("dense", "hybrid"):
                 if embedded is not None and embedded.model_id == active.model_id:
-                    vector = embedded.vector
+                    vector, ahead_ms = embedded.vector, embedded.embed_ms
                     lap("embed")
-                    timings["embed"] += embedded.embed_ms
+                    timings["embed"] += ahead_ms
                 else:
                     refuse_to_wait("the query is not embedded yet")
                     encoder = self.encoders.get(active.model_id)
@@ -279,7 +281,6 @@ class SearchService:
         if options.highlight:
             results = with_highlights(results, text)
         lap("format")
-        ahead_ms = embedded.embed_ms if embedded is not None else 0.0
         outcome = SearchOutcome(
             model_id=active.model_id,
             results=results,
@@ -427,9 +428,11 @@ class SearchService:
             best: dict[int, _Candidate] = {}
             for score, vector_id in zip(scores.tolist(), ids.tolist(), strict=True):
                 hit = chunks.get(vector_id)
-                if hit is None or hit[0] in best:
+                if hit is None:
                     continue
-                best[hit[0]] = _Candidate(score, ChunkRef(hit[1], hit[2], hit[3]))
+                document_id, index, start, end = hit
+                if document_id not in best:
+                    best[document_id] = _Candidate(score, ChunkRef(index, start, end))
             exhausted = len(ids) < fetch or fetch >= len(reader)
             if len(best) >= wanted or exhausted:
                 return list(best.items())[:wanted]
