@@ -6,8 +6,9 @@ hybrid and dense queries at 1, 8 and 32 connections; every request is a query no
 in the run, across all connections (SciFact and NFCorpus queries and variants of them). Before
 the server starts, the same queries are embedded in-process in batches of 32 with every core,
 each way the cores can be used (one stream with every thread, or a stream per core; one pass a
-batch, or the server's length-sorted passes): the best of these is the limit. Then a knee: more connections than the server's queue bound, where it answers 503
-with Retry-After instead of letting latency grow.
+batch, or the server's length-sorted passes): the best of these is the limit. Then a knee:
+more connections than the server's queue bound, where it answers 503 with Retry-After instead
+of letting latency grow.
 
     .venv/bin/python benchmarks/concurrency.py [--backend openvino] [--seconds 20] [--baseline]
 
