@@ -45,15 +45,14 @@ class CachedEncoder:
         return len(self._cache)
 
     def encode(self, texts: Sequence[str], encoder: TextEncoder | None = None) -> np.ndarray:
+        pending = self.submit(texts, encoder)
+        if pending is not None:
+            return pending.result()
+        # No batcher: this thread encodes the misses.
         encoder = encoder or self.encoder
         out, missing = self._lookup(texts, encoder)
         if missing:
-            unique = list(missing)
-            if self.batcher is not None:
-                vectors = self.batcher.encode(unique, encoder)
-            else:
-                vectors = encoder.encode(unique)
-            self._store(encoder, out, missing, vectors)
+            self._store(encoder, out, missing, encoder.encode(list(missing)))
         return out
 
     def submit(

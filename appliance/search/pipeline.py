@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable
@@ -158,23 +157,17 @@ class SearchService:
         self.inline = inline
         self.answered_inline = 0
         self.inline_fallbacks = 0
-        # The API runs searches on these few threads (`submit`); started on first use.
-        self._threads = max(1, threads)
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
+        # The API runs searches on these few threads (`submit`); the pool starts them on
+        # first use, so a one-shot command that never searches starts none.
+        self._executor = ThreadPoolExecutor(max(1, threads), thread_name_prefix="search")
 
     def submit(self, call: Callable[[], SearchOutcome]) -> Future[SearchOutcome]:
         """Run `call` (a `search`) on one of the search threads, in the caller's context."""
-        if self._executor is None:
-            with self._executor_lock:
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="search")
         return self._executor.submit(contextvars.copy_context().run, call)
 
     def close(self) -> None:
         """Let the searches in flight finish, then stop the search threads."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True)
 
     def search(
         self,
