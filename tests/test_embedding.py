@@ -1,9 +1,15 @@
 import os
 
 import numpy as np
+import pytest
+import torch
 
+from appliance.embedding.backends import prepacked, torch_backend
+from appliance.embedding.backends.prepacked import PrepackedLinear
+from appliance.embedding.backends.torch_backend import TorchBackend
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
+from appliance.models.registry import ModelRegistry
 
 
 def test_hub_is_offline_before_any_model_code_runs() -> None:
@@ -17,6 +23,44 @@ def test_encode_gives_normalised_float32_batches(encoder: Encoder) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert vectors[0] @ vectors[2] > vectors[0] @ vectors[1]
     assert encoder.max_seq_length == 256
+
+
+def test_torch_backend_gives_sentence_transformers_own_vectors(encoder: Encoder) -> None:
+    """The torch backend runs `encode`'s steps itself: same vectors, same input order, across
+    pass sizes and texts long enough to be cut at the model's window."""
+    texts = [f"text {n} " + "word " * (n * 7 % 300) for n in range(23)] + ["", "a"]
+    reference = encoder._st.encode(texts, normalize_embeddings=True, show_progress_bar=False)
+    for pass_size in (1, 4, 64):
+        vectors = encoder.encode(texts, batch_size=pass_size)
+        np.testing.assert_allclose(vectors, reference, atol=1e-5)
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_torch_embeds_on_cpu_with_prepacked_linear_layers(encoder: Encoder) -> None:
+    backend = encoder._backend
+    assert isinstance(backend, TorchBackend) and backend.model is not encoder._st
+    packed = [m for m in backend.model.modules() if isinstance(m, PrepackedLinear)]
+    plain = [m for m in encoder._st.modules() if type(m) is torch.nn.Linear]
+    assert len(packed) == len(plain) > 0  # every layer, and the raw model left as loaded
+    assert not any(type(m) is torch.nn.Linear for m in backend.model.modules())
+    shared = {id(p) for p in encoder._st.parameters()}
+    assert all(id(p) in shared for p in backend.model.parameters())  # nothing else copied
+
+
+@pytest.mark.parametrize("failure", ["no onednn", "different vectors"])
+def test_torch_keeps_its_own_layers_when_packing_cannot_serve(
+    monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    if failure == "no onednn":
+        monkeypatch.setattr(prepacked, "can_prepack", lambda: False)
+    else:
+        monkeypatch.setattr(torch_backend, "PREPACKED_TOLERANCE", -1.0)
+    model = ModelRegistry().resolve("all-MiniLM-L6-v2")
+    backend = TorchBackend(model, device="cpu", threads=None)
+    assert backend.model is backend.st
+    vectors = backend.embed(["still embeds"], 8)
+    reference = backend.st.encode(["still embeds"], normalize_embeddings=True)
+    np.testing.assert_allclose(vectors, reference, atol=1e-6)
 
 
 def test_cache_counts_hits_and_misses_and_returns_same_vectors(encoder: Encoder) -> None:

@@ -6,8 +6,11 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import click
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -80,3 +83,48 @@ def test_json_mode_turns_off_litestar_logging_set_up() -> None:
     # Litestar's queue handler would wrap each JSON line in its own text format.
     assert litestar_logging_config("json") is None
     assert litestar_logging_config("text") is not None
+
+
+@pytest.fixture
+def root_level() -> Iterator[None]:
+    """Litestar's logging set-up configures the root logger for the whole process."""
+    root = logging.getLogger()
+    level, litestar_level = root.level, logging.getLogger("litestar").level
+    yield
+    root.setLevel(level)
+    logging.getLogger("litestar").setLevel(litestar_level)
+
+
+@pytest.mark.parametrize(("level", "logged"), [("WARNING", False), ("info", True)])
+def test_the_server_logs_at_the_configured_level(
+    appliance: Appliance, root_level: None, level: str, logged: bool
+) -> None:
+    """Litestar's default set-up put the root logger at INFO whatever was configured: a
+    server asked for WARNING still wrote an access line per request."""
+    settings = msgspec.structs.replace(appliance.settings, log_level=level)
+    appliance.ensure_collection(settings.default_collection)
+    with TestClient(create_app(settings, appliance)) as test_client:
+        assert test_client.get("/health").status_code == 200
+        assert logging.getLogger("appliance.access").isEnabledFor(logging.INFO) is logged
+        assert logging.getLogger().getEffectiveLevel() == logging.getLevelName(level.upper())
+
+
+def test_log_level_flag_reaches_the_server_settings(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from appliance.cli import main
+    from appliance.cli.base import settings_from
+
+    seen: list[str] = []
+
+    @main.command("show-level-for-test", hidden=True)
+    @click.pass_context
+    def show(ctx: click.Context) -> None:
+        seen.append(settings_from(ctx).log_level)
+
+    try:
+        result = CliRunner().invoke(main, ["--log-level", "ERROR", "show-level-for-test"])
+        assert result.exit_code == 0, result.output
+        assert seen == ["ERROR"]
+    finally:
+        main.commands.pop("show-level-for-test")

@@ -158,7 +158,7 @@ def create_app(
         before_send=[log_response, allow_header],
         # Bodies as strict as the schema: no 0 for false, no "2" for 2.
         before_request=strict_body,
-        logging_config=litestar_logging_config(settings.log_format),
+        logging_config=litestar_logging_config(settings.log_format, settings.log_level),
         state=State({"holder": holder}),
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

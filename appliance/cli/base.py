@@ -53,7 +53,10 @@ def settings_from(ctx: click.Context, backend: str | None = None, **overrides: A
     if backend is not None:
         # --backend wins over the configuration, per-model table included.
         overrides.update(embedding_backend=backend, embedding_backends={})
-    return load_settings(ctx.find_root().ensure_object(dict).get("config"), **overrides)
+    root = ctx.find_root().ensure_object(dict)
+    # --log-level (the group's) wins over the configured level, for the server's logging too.
+    overrides.setdefault("log_level", root.get("log_level"))
+    return load_settings(root.get("config"), **overrides)
 
 
 def open_appliance(settings: Settings, *, every_collection: bool = False) -> Appliance:
@@ -130,6 +133,7 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
     """A fully local semantic search appliance."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    ctx.obj["log_level"] = log_level
     level = log_level or load_settings(config).log_level
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
