@@ -287,3 +287,42 @@ def test_http_requests_total_counts_401_403_and_429_by_their_status(
     assert added(after, before, "200") == 3
     assert added(put_after, put_before, "403") == 1
     assert added(put_after, put_before, "200") == 0
+
+
+def test_rate_limit_windows_are_counts_that_reset_and_get_pruned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Litestar's limiter kept every request's time in a JSON list, decoded and re-encoded per
+    request (~200 µs at 6,000 a minute); ours keeps a count with the same answers."""
+    import asyncio
+
+    from litestar.middleware.rate_limit import RateLimitConfig
+
+    from appliance.api import ratelimit
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(ratelimit, "time", lambda: now[0])
+    limiter = ratelimit.CountingRateLimitMiddleware(
+        app=None,  # type: ignore[arg-type]
+        config=RateLimitConfig(rate_limit=("minute", 3)),
+    )
+    store: Any = None
+
+    async def hit(key: str) -> tuple[int, int]:
+        window = await limiter.retrieve_cached_history(key, store)
+        await limiter.set_cached_history(key, window, store)
+        headers = limiter.create_response_headers(window)
+        return len(window.history), int(headers[limiter.config.rate_limit_remaining_header_key])
+
+    async def scenario() -> None:
+        assert [await hit("a") for _ in range(3)] == [(1, 2), (2, 1), (3, 0)]
+        assert len((await limiter.retrieve_cached_history("a", store)).history) == 3  # full
+        assert await hit("b") == (1, 2)  # each identifier has its own window
+        now[0] += 61  # the window is over: counting starts again
+        assert await hit("a") == (1, 2)
+        monkeypatch.setattr(limiter, "PRUNE_ABOVE", 2)
+        now[0] += 61
+        await hit("c")  # b's and a's windows are over and dropped
+        assert set(limiter._windows) == {"c"}
+
+    asyncio.run(scenario())

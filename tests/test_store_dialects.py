@@ -4,6 +4,7 @@ ids are never reused, and the schema revisions run on each."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -327,3 +328,12 @@ def test_the_store_is_chosen_by_database_url(
     assert describe(settings.database_location) == "postgresql+psycopg://app:***@db:5432/appliance"
     with pytest.raises(InvalidConfig, match="SQLite or PostgreSQL"):
         Database("mysql://db/appliance")
+
+
+def test_json_values_decode_like_json_loads_nan_included() -> None:
+    from appliance.store.dialect import json_value
+
+    for written in ('{"a": [1, 2.5, "x", null, true]}', '"plain"', "3", '{"n": NaN}'):
+        decoded, expected = json_value(written), json.loads(written)
+        assert repr(decoded) == repr(expected)  # NaN != NaN: compare as written
+    assert json_value({"already": "decoded"}) == {"already": "decoded"}  # PostgreSQL's JSONB

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import time
 from typing import Any
@@ -14,6 +13,8 @@ from typing import Any
 from litestar.datastructures import MutableScopeHeaders
 from litestar.logging.config import LoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from appliance.random_id import random_hex_id
 
 ACCESS_LOG = logging.getLogger("appliance.access")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -35,19 +36,13 @@ def _incoming_id(scope: Scope) -> str | None:
     return None
 
 
-def new_request_id() -> str:
-    """32 random hex digits, as `uuid4().hex` gives, without building a UUID (a few µs less a
-    request; nothing reads an id's version bits)."""
-    return os.urandom(16).hex()
-
-
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
     """Outermost middleware: fixes the request's id and notes when it arrived."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             state = scope.setdefault("state", {})
-            state["request_id"] = _incoming_id(scope) or new_request_id()
+            state["request_id"] = _incoming_id(scope) or random_hex_id()
             state["request_started"] = time.perf_counter()
         await app(scope, receive, send)
 
@@ -60,7 +55,7 @@ async def log_response(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start" or scope["type"] != "http":
         return
     state: dict[str, Any] = scope.setdefault("state", {})
-    request_id = state.get("request_id") or _incoming_id(scope) or new_request_id()
+    request_id = state.get("request_id") or _incoming_id(scope) or random_hex_id()
     MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = request_id
     started = state.get("request_started")
     ms = round((time.perf_counter() - started) * 1000, 2) if started is not None else None

@@ -4,11 +4,19 @@ handler adds Retry-After from the middleware's RateLimit-Reset."""
 
 from __future__ import annotations
 
-from typing import Any
+from time import time
+from typing import Any, cast
 
 from litestar.connection import Request
 from litestar.middleware.base import DefineMiddleware
-from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
+from litestar.middleware.rate_limit import (
+    DURATION_VALUES,
+    CacheObject,
+    RateLimitConfig,
+    RateLimitMiddleware,
+    get_remote_address,
+)
+from litestar.stores.base import Store
 
 from appliance.api.auth import PUBLIC_OPT, handler_scope
 from appliance.config import Settings
@@ -37,6 +45,37 @@ def permitted(request: Request[Any, Any, Any]) -> bool:
     return scope_allows(user.scope, handler_scope(request.route_handler))
 
 
+class CountingRateLimitMiddleware(RateLimitMiddleware):
+    """Litestar's limiter (its fixed window, identifiers, exclusions, headers and 429) with each
+    window kept as a count in this process. Litestar's keeps the time of every request in the
+    window as a JSON list in its store, read, copied and written back on each request: at the
+    default 6,000 a minute that cost ~200 µs a request under the limiter's lock, the more the
+    busier a client. It only ever uses the list's length."""
+
+    # Windows of clients gone quiet are dropped when there are more than this many.
+    PRUNE_ABOVE = 10_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._windows: dict[str, tuple[int, int]] = {}  # key -> (requests, reset)
+
+    async def retrieve_cached_history(self, key: str, store: Store) -> CacheObject:
+        now = int(time())
+        count, reset = self._windows.get(key, (0, 0))
+        if reset <= now:
+            count, reset = 0, now + DURATION_VALUES[self.unit]
+        # `history` is only ever measured (len): a range of the count stands for the list.
+        return CacheObject(history=cast(list[int], range(count)), reset=reset)
+
+    async def set_cached_history(self, key: str, cache_object: CacheObject, store: Store) -> None:
+        count = len(cache_object.history) + 1
+        cache_object.history = cast(list[int], range(count))
+        if len(self._windows) >= self.PRUNE_ABOVE and key not in self._windows:
+            now = int(time())
+            self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+        self._windows[key] = (count, cache_object.reset)
+
+
 def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
     """One Litestar rate limiter per tier whose limit is not 0; each counts only its tier."""
     limits = {
@@ -60,5 +99,5 @@ def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
             identifier_for_request=identifier_of,
             check_throttle_handler=applies,
         )
-        middleware.append(config.middleware)
+        middleware.append(DefineMiddleware(CountingRateLimitMiddleware, config=config))
     return middleware

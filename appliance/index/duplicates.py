@@ -56,7 +56,7 @@ class DeduplicatedIndex:
         self._rep_of_alias: dict[int, int] = {}
         # (aliases sorted, their representatives, the representatives with aliases sorted):
         # made on the first search after a change of the groups, not on every search.
-        self._alias_lookup: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._alias_lookup: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- what the rest of the appliance reads -------------------------------------------------
     @property
@@ -165,14 +165,14 @@ class DeduplicatedIndex:
         self._alias_lookup = None
 
     # -- reads --------------------------------------------------------------------------------
-    def _alias_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _alias_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._alias_lookup is None:
             aliases = np.fromiter(self._rep_of_alias, dtype=np.int64, count=len(self._rep_of_alias))
             reps = np.fromiter(
                 self._rep_of_alias.values(), dtype=np.int64, count=len(self._rep_of_alias)
             )
             order = np.argsort(aliases)
-            self._alias_lookup = (aliases[order], reps[order], np.unique(reps))
+            self._alias_lookup = (aliases[order], reps[order])
         return self._alias_lookup
 
     def search(
@@ -184,7 +184,7 @@ class DeduplicatedIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         if not self._aliases:
             return self.inner.search(queries, k, params, allowed)
-        aliases, reps, group_reps = self._alias_arrays()
+        aliases, reps = self._alias_arrays()
         inner_allowed = None
         allowed_sorted = None
         if allowed is not None:
@@ -196,8 +196,8 @@ class DeduplicatedIndex:
                 mapped[is_alias] = reps[at[is_alias]]
             inner_allowed = np.unique(mapped)
         scores, ids = self.inner.search(queries, k, params, inner_allowed)
-        if not np.isin(ids, group_reps).any():
-            return scores, ids
+        if self._aliases.keys().isdisjoint(ids.ravel().tolist()):
+            return scores, ids  # no hit stands for a group (np.isin: ~20 µs on 10 ids)
         out_scores = np.full_like(scores, -np.inf)
         out_ids = np.full_like(ids, -1)
         for row in range(len(ids)):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextvars
 import json
 import time
-import uuid
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,6 +21,7 @@ from appliance.embedding.pool import EncoderPool
 from appliance.errors import InvalidRequest
 from appliance.index.base import SearchParams, check_query_params
 from appliance.nowait import WouldWait, refuse_to_wait, without_waiting
+from appliance.random_id import random_hex_id
 from appliance.search.admission import Admission
 from appliance.search.cache import RecentQueries, ResultCache, ServedQuery, result_key
 from appliance.search.filters import compile_filter
@@ -389,7 +389,7 @@ class SearchService:
         return _Request(where=where, text=text, live=live, mode=mode, key=key)
 
     def _served(self, collection: str, text: str, outcome: SearchOutcome) -> SearchOutcome:
-        query_id = uuid.uuid4().hex
+        query_id = random_hex_id()
         self.recent.remember(
             query_id, ServedQuery(collection, text, tuple(hit.id for hit in outcome.results))
         )

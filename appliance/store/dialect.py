@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -123,6 +124,14 @@ def rows_with_ids(
         cursor.close()
 
 
+_decode_json = msgspec.json.Decoder().decode
+
+
 def json_value(value: Any) -> Any:
     """A JSON column read by `rows_with_ids`: text on SQLite, already decoded on PostgreSQL."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    if not isinstance(value, str | bytes):
+        return value
+    try:
+        return _decode_json(value)  # msgspec: a third of json.loads's time, ten per search
+    except msgspec.DecodeError:
+        return json.loads(value)  # what msgspec refuses and json wrote: NaN, Infinity
