@@ -27,17 +27,31 @@ def fresh_queries(
     return next_query
 
 
-def raw_search(appliance: Appliance, empty: Any) -> Callable[[str], None]:
+def raw_search(
+    appliance: Appliance, empty: Any, *, own_embedding: bool = False
+) -> Callable[[str], None]:
     """The baseline round: raw `SentenceTransformer.encode` + raw hnswlib search on the
-    appliance's own index (ef 128, as it searches) + a POST to an empty Litestar route."""
+    appliance's own index (ef 128, as it searches) + a POST to an empty Litestar route.
+
+    `own_embedding`: the appliance's encoder instead of raw sentence-transformers (on torch
+    its prepacked layers), so that the pair measures only what serving adds around the same
+    embedding: HTTP, the search's bookkeeping, the thread hops."""
     live = appliance.collections.get(appliance.settings.default_collection)
     raw_index = live.index._index  # type: ignore[attr-defined]
     raw_index.set_ef(128)
     st = appliance.encoder._st
+    encoder = appliance.encoder
+
+    def embed(query: str) -> np.ndarray:
+        if own_embedding:
+            return encoder.encode([query], batch_size=appliance.settings.query_pass_size)
+        return np.asarray(
+            st.encode([query], normalize_embeddings=True, show_progress_bar=False),
+            dtype=np.float32,
+        )
 
     def run(query: str) -> None:
-        vector = st.encode([query], normalize_embeddings=True, show_progress_bar=False)
-        raw_index.knn_query(np.asarray(vector, dtype=np.float32), k=10, num_threads=1)
+        raw_index.knn_query(embed(query), k=10, num_threads=1)
         assert empty.post("/empty", json={"query": query, "limit": 10}).status_code == 200
 
     return run
