@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -108,6 +109,10 @@ class Point:
     req_per_s: float
     p50_ms: float
     p99_ms: float
+    # CPU the server process and the load generator (wrk) used, in cores, over the point: on a
+    # box whose cores both serve and load, the two together show how near saturation it ran.
+    server_cores: float = 0.0
+    client_cores: float = 0.0
 
 
 def fresh_queries(data: Path = DATA, seed: int = 7) -> list[str]:
@@ -271,6 +276,25 @@ def run_wrk(
     return dict(json.loads(line[len("RESULT ") :]))
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process, every thread, and of the processes it started
+    (the server's embedding process)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        total += sum(_process_cpu_seconds(int(child)) for child in task.read_text().split())
+    return total
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU of this process's finished children (each wrk run)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(
     label: str,
     server: Server,
@@ -281,7 +305,11 @@ def measure(
     connections: int,
     seconds: int,
 ) -> Point:
+    server_before, client_before = _process_cpu_seconds(server.process.pid), _children_cpu_seconds()
     result = run_wrk(server, script, queries_file, cursor[0], mode, connections, seconds)
+    elapsed = result["seconds"]
+    server_cores = (_process_cpu_seconds(server.process.pid) - server_before) / elapsed
+    client_cores = (_children_cpu_seconds() - client_before) / elapsed
     # The next point starts past every query this one may have sent.
     cursor[0] += result["requests"] + 2 * connections
     return Point(
@@ -295,6 +323,8 @@ def measure(
         req_per_s=result["ok"] / result["seconds"],
         p50_ms=result["p50_ms"],
         p99_ms=result["p99_ms"],
+        server_cores=server_cores,
+        client_cores=client_cores,
     )
 
 
@@ -381,7 +411,8 @@ def _print(point: Point, limit: float) -> None:
         f"{point.label:12} {point.mode:7} c={point.connections:<4} "
         f"{point.req_per_s:7.1f} req/s  p50 {point.p50_ms:8.1f} ms  p99 {point.p99_ms:8.1f} ms  "
         f"p99/p50 {point.p99_ms / max(point.p50_ms, 1e-9):4.1f}  "
-        f"ratio {point.req_per_s / limit:5.2f}  503s {point.overloaded}  errors {point.errors}",
+        f"ratio {point.req_per_s / limit:5.2f}  503s {point.overloaded}  errors {point.errors}  "
+        f"cores: server {point.server_cores:.2f} wrk {point.client_cores:.2f}",
         flush=True,
     )
 
