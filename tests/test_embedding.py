@@ -47,6 +47,18 @@ def test_torch_embeds_on_cpu_with_prepacked_linear_layers(encoder: Encoder) -> N
     assert all(id(p) in shared for p in backend.model.parameters())  # nothing else copied
 
 
+def test_prepacked_layers_give_the_same_vectors_to_concurrent_callers(encoder: Encoder) -> None:
+    """The query batcher's workers embed side by side through one packed model."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [[f"query {n} about " + "topic " * (n % 9)] for n in range(24)]
+    alone = [encoder.encode(t, batch_size=8) for t in texts]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda t: encoder.encode(t, batch_size=8), texts))
+    for one, other in zip(alone, together, strict=True):
+        np.testing.assert_allclose(one, other, atol=1e-6)
+
+
 @pytest.mark.parametrize("failure", ["no onednn", "different vectors"])
 def test_torch_keeps_its_own_layers_when_packing_cannot_serve(
     monkeypatch: pytest.MonkeyPatch, failure: str
