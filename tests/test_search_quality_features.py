@@ -217,3 +217,20 @@ def test_query_normalisation_folds_unicode_whitespace_and_length() -> None:
     assert len(capped) <= 42 and not capped.endswith(" ")
     with pytest.raises(InvalidRequest, match="empty"):
         normalize_query(" \x00 \t", 100)
+
+
+def test_query_normalisation_drops_every_control_and_format_character() -> None:
+    """Printable text skips the character-by-character pass; anything else takes it."""
+    import random
+    import unicodedata
+
+    def reference(text: str) -> str:
+        text = unicodedata.normalize("NFKC", text)
+        text = "".join(c for c in text if c.isspace() or unicodedata.category(c)[0] != "C")
+        return " ".join(text.split())
+
+    pool = "ab Z9é漢\u00a0\u200b\u200e\u2028\ufeff\x07\x1f\t\n\u3000ﬁ\U0001f600\ue000"
+    rng = random.Random(3)
+    for _ in range(500):
+        text = "q" + "".join(rng.choice(pool) for _ in range(rng.randint(0, 12)))
+        assert normalize_query(text, 1000) == reference(text), repr(text)

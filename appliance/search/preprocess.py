@@ -17,7 +17,8 @@ _WHITESPACE = re.compile(r"\s+")
 
 def normalize_query(text: str, max_chars: int) -> str:
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch)[0] != "C")
+    if not text.isprintable():  # printable: no character of category C, nothing to drop
+        text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch)[0] != "C")
     text = _WHITESPACE.sub(" ", text).strip()
     if not text:
         raise InvalidRequest("query is empty after normalisation; send some words to search for")
