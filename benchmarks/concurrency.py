@@ -113,6 +113,8 @@ class Point:
     # box whose cores both serve and load, the two together show how near saturation it ran.
     server_cores: float = 0.0
     client_cores: float = 0.0
+    # Query texts per embedding batch over the point (the server's /metrics).
+    mean_batch: float = 0.0
 
 
 def fresh_queries(data: Path = DATA, seed: int = 7) -> list[str]:
@@ -295,6 +297,18 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _batch_counts(server: Server) -> tuple[float, float]:
+    """The server's query-embedding batches and the texts they held, so far."""
+    with urllib.request.urlopen(f"{server.base}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    counts = {"query_embedding_batches_total": 0.0, "query_embedding_batched_texts_total": 0.0}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in counts:
+            counts[name] = float(value)
+    return counts["query_embedding_batches_total"], counts["query_embedding_batched_texts_total"]
+
+
 def measure(
     label: str,
     server: Server,
@@ -306,7 +320,9 @@ def measure(
     seconds: int,
 ) -> Point:
     server_before, client_before = _process_cpu_seconds(server.process.pid), _children_cpu_seconds()
+    batches_before, texts_before = _batch_counts(server)
     result = run_wrk(server, script, queries_file, cursor[0], mode, connections, seconds)
+    batches_after, texts_after = _batch_counts(server)
     elapsed = result["seconds"]
     server_cores = (_process_cpu_seconds(server.process.pid) - server_before) / elapsed
     client_cores = (_children_cpu_seconds() - client_before) / elapsed
@@ -325,6 +341,7 @@ def measure(
         p99_ms=result["p99_ms"],
         server_cores=server_cores,
         client_cores=client_cores,
+        mean_batch=(texts_after - texts_before) / max(1.0, batches_after - batches_before),
     )
 
 
@@ -412,7 +429,8 @@ def _print(point: Point, limit: float) -> None:
         f"{point.req_per_s:7.1f} req/s  p50 {point.p50_ms:8.1f} ms  p99 {point.p99_ms:8.1f} ms  "
         f"p99/p50 {point.p99_ms / max(point.p50_ms, 1e-9):4.1f}  "
         f"ratio {point.req_per_s / limit:5.2f}  503s {point.overloaded}  errors {point.errors}  "
-        f"cores: server {point.server_cores:.2f} wrk {point.client_cores:.2f}",
+        f"cores: server {point.server_cores:.2f} wrk {point.client_cores:.2f}  "
+        f"batch {point.mean_batch:.1f}",
         flush=True,
     )
 

@@ -92,6 +92,15 @@ def test_embedding_cost_and_index_metrics_after_an_ingest(
     assert _value(scraped, "appliance_ready") == 1
 
 
+def test_query_batches_are_counted(scraped: Samples, appliance: Appliance) -> None:
+    batcher = appliance.query_batcher
+    assert batcher is not None
+    batches = _value(scraped, "query_embedding_batches_total")
+    texts = _value(scraped, "query_embedding_batched_texts_total")
+    assert (batches, texts) == (batcher.batches, batcher.batched_texts)
+    assert 1 <= batches <= texts  # the fresh query went through the batcher, once
+
+
 def test_token_count_includes_special_tokens_and_stops_at_the_sequence_length(
     appliance: Appliance,
 ) -> None:

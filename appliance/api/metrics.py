@@ -68,7 +68,25 @@ class ApplianceCollector(Collector):
         yield misses
         yield documents
         yield from self._result_cache(appliance)
+        yield from self._query_batches(appliance)
         yield from self._embedding_and_indexes(appliance)
+
+    @staticmethod
+    def _query_batches(appliance: Appliance | None) -> Iterator[CounterMetricFamily]:
+        """The micro-batcher's batches and the query texts they held: their ratio is the mean
+        batch, which grows with concurrent searches (as embedding servers report theirs)."""
+        batches = CounterMetricFamily(
+            "query_embedding_batches", "Batches of query embeddings the micro-batcher ran."
+        )
+        texts = CounterMetricFamily(
+            "query_embedding_batched_texts", "Query texts embedded in those batches."
+        )
+        batcher = appliance.query_batcher if appliance is not None else None
+        if batcher is not None:
+            batches.add_metric([], batcher.batches)
+            texts.add_metric([], batcher.batched_texts)
+        yield batches
+        yield texts
 
     @staticmethod
     def _result_cache(appliance: Appliance | None) -> Iterator[CounterMetricFamily]:
