@@ -52,12 +52,14 @@ class CountingRateLimitMiddleware(RateLimitMiddleware):
     default 6,000 a minute that cost ~200 µs a request under the limiter's lock, the more the
     busier a client. It only ever uses the list's length."""
 
-    # Windows of clients gone quiet are dropped when there are more than this many.
+    # Windows of clients gone quiet are dropped when there are more than this many (at most
+    # once a second: many live clients must not make every new one scan them all).
     PRUNE_ABOVE = 10_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._windows: dict[str, tuple[int, int]] = {}  # key -> (requests, reset)
+        self._next_prune = 0
 
     async def retrieve_cached_history(self, key: str, store: Store) -> CacheObject:
         now = int(time())
@@ -70,9 +72,10 @@ class CountingRateLimitMiddleware(RateLimitMiddleware):
     async def set_cached_history(self, key: str, cache_object: CacheObject, store: Store) -> None:
         count = len(cache_object.history) + 1
         cache_object.history = cast(list[int], range(count))
-        if len(self._windows) >= self.PRUNE_ABOVE and key not in self._windows:
-            now = int(time())
+        now = int(time())
+        if len(self._windows) >= self.PRUNE_ABOVE and now >= self._next_prune:
             self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+            self._next_prune = now + 1
         self._windows[key] = (count, cache_object.reset)
 
 
