@@ -218,12 +218,10 @@ class SearchService:
             return self._served(
                 collection,
                 text,
-                replace(
-                    cached,
-                    took_ms=(time.perf_counter() - started) * 1000,
-                    timings_ms=timings,
-                    cached=True,
-                ),
+                cached,
+                took_ms=(time.perf_counter() - started) * 1000,
+                timings_ms=timings,
+                cached=True,
             )
         # A page is cut from the ranking of offset + limit results, retrieved as one request
         # for that many would be (search/pagination.py).
@@ -371,7 +369,10 @@ class SearchService:
         return self._served(
             collection,
             request.text,
-            replace(cached, took_ms=took_ms, timings_ms={"cache": took_ms}, cached=True),
+            cached,
+            took_ms=took_ms,
+            timings_ms={"cache": took_ms},
+            cached=True,
         )
 
     def _prepare(
@@ -388,12 +389,16 @@ class SearchService:
         key = result_key(collection, live.generation, text, replace(options, mode=mode))
         return _Request(where=where, text=text, live=live, mode=mode, key=key)
 
-    def _served(self, collection: str, text: str, outcome: SearchOutcome) -> SearchOutcome:
+    def _served(
+        self, collection: str, text: str, outcome: SearchOutcome, **changes: Any
+    ) -> SearchOutcome:
+        """`outcome` with its query id (and `changes`: a cached answer's timing), remembered
+        for feedback: one copy of the outcome."""
         query_id = random_hex_id()
         self.recent.remember(
             query_id, ServedQuery(collection, text, tuple(hit.id for hit in outcome.results))
         )
-        return replace(outcome, query_id=query_id)
+        return replace(outcome, query_id=query_id, **changes)
 
     # -- stages ---------------------------------------------------------------------------
     def _dense(
