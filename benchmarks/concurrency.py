@@ -279,16 +279,9 @@ def run_wrk(
 
 
 def _process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a running process, every thread, and of the processes it started
-    (the server's embedding process)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        total += sum(_process_cpu_seconds(int(child)) for child in task.read_text().split())
-    return total
+    """User + system CPU of a running process, every thread."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu_seconds() -> float:
@@ -299,14 +292,19 @@ def _children_cpu_seconds() -> float:
 
 def _batch_counts(server: Server) -> tuple[float, float]:
     """The server's query-embedding batches and the texts they held, so far."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     with urllib.request.urlopen(f"{server.base}/metrics", timeout=10) as answer:
         text = answer.read().decode()
-    counts = {"query_embedding_batches_total": 0.0, "query_embedding_batched_texts_total": 0.0}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in counts:
-            counts[name] = float(value)
-    return counts["query_embedding_batches_total"], counts["query_embedding_batched_texts_total"]
+    counts = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    return (
+        counts.get("query_embedding_batches_total", 0.0),
+        counts.get("query_embedding_batched_texts_total", 0.0),
+    )
 
 
 def measure(

@@ -54,8 +54,8 @@ class DeduplicatedIndex:
         self._group_vector: dict[int, np.ndarray] = {}
         self._group_key: dict[int, int] = {}
         self._rep_of_alias: dict[int, int] = {}
-        # (aliases sorted, their representatives, the representatives with aliases sorted):
-        # made on the first search after a change of the groups, not on every search.
+        # (aliases sorted, their representatives): made on the first search after a change of
+        # the groups, not on every search.
         self._alias_lookup: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- what the rest of the appliance reads -------------------------------------------------
