@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from appliance.embedding.backends import prepacked, torch_backend
+from appliance.embedding.backends import prepacked, torch_backend, traced
 from appliance.embedding.backends.prepacked import PrepackedLinear
-from appliance.embedding.backends.torch_backend import TorchBackend
+from appliance.embedding.backends.torch_backend import EagerModel, TorchBackend
+from appliance.embedding.backends.traced import TracedModel
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
 from appliance.models.registry import ModelRegistry
@@ -36,19 +37,21 @@ def test_torch_backend_gives_sentence_transformers_own_vectors(encoder: Encoder)
     assert encoder.encode([]).shape == (0, 384)
 
 
-def test_torch_embeds_on_cpu_with_prepacked_linear_layers(encoder: Encoder) -> None:
+def test_torch_embeds_on_cpu_through_a_traced_graph_with_packed_linear_layers(
+    encoder: Encoder,
+) -> None:
     backend = encoder._backend
-    assert isinstance(backend, TorchBackend) and backend.model is not encoder._st
-    packed = [m for m in backend.model.modules() if isinstance(m, PrepackedLinear)]
+    assert isinstance(backend, TorchBackend) and backend.embeds_with == "a traced graph"
+    assert isinstance(backend.model, TracedModel)
+    graph_ops = {node.kind() for node in backend.model.graph.graph.nodes()}
+    assert "aten::linear" not in graph_ops and "mkldnn::_linear_pointwise" in graph_ops
     plain = [m for m in encoder._st.modules() if type(m) is torch.nn.Linear]
-    assert len(packed) == len(plain) > 0  # every layer, and the raw model left as loaded
-    assert not any(type(m) is torch.nn.Linear for m in backend.model.modules())
-    shared = {id(p) for p in encoder._st.parameters()}
-    assert all(id(p) in shared for p in backend.model.parameters())  # nothing else copied
+    assert backend.model.packed_linear_layers == len(plain) > 0
+    assert not any(m.weight.is_mkldnn for m in plain)  # the loaded model is left as it was
 
 
-def test_prepacked_layers_give_the_same_vectors_to_concurrent_callers(encoder: Encoder) -> None:
-    """The query batcher's workers embed side by side through one packed model."""
+def test_the_graph_gives_the_same_vectors_to_concurrent_callers(encoder: Encoder) -> None:
+    """The query batcher's workers embed side by side through one traced graph."""
     from concurrent.futures import ThreadPoolExecutor
 
     texts = [[f"query {n} about " + "topic " * (n % 9)] for n in range(24)]
@@ -59,20 +62,41 @@ def test_prepacked_layers_give_the_same_vectors_to_concurrent_callers(encoder: E
         np.testing.assert_allclose(one, other, atol=1e-6)
 
 
-@pytest.mark.parametrize("failure", ["no onednn", "different vectors"])
-def test_torch_keeps_its_own_layers_when_packing_cannot_serve(
-    monkeypatch: pytest.MonkeyPatch, failure: str
+@pytest.mark.parametrize(
+    ("failure", "embeds_with"),
+    [
+        ("no onednn", "a traced graph"),
+        ("untraceable", "a prepacked copy"),
+        ("different vectors", "the loaded model"),
+    ],
+)
+def test_torch_falls_back_to_what_gives_the_models_vectors(
+    monkeypatch: pytest.MonkeyPatch, failure: str, embeds_with: str
 ) -> None:
     if failure == "no onednn":
         monkeypatch.setattr(prepacked, "can_prepack", lambda: False)
+        monkeypatch.setattr(traced, "can_prepack", lambda: False)
+    elif failure == "untraceable":
+
+        def cannot_trace(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("Tracer cannot infer type of output")
+
+        monkeypatch.setattr(torch.jit, "trace", cannot_trace)
     else:
         monkeypatch.setattr(torch_backend, "PREPACKED_TOLERANCE", -1.0)
     model = ModelRegistry().resolve("all-MiniLM-L6-v2")
     backend = TorchBackend(model, device="cpu", threads=None)
-    assert backend.model is backend.st
-    vectors = backend.embed(["still embeds"], 8)
-    reference = backend.st.encode(["still embeds"], normalize_embeddings=True)
-    np.testing.assert_allclose(vectors, reference, atol=1e-6)
+    assert backend.embeds_with == embeds_with
+    if failure == "no onednn":
+        assert isinstance(backend.model, TracedModel) and backend.model.packed_linear_layers == 0
+    if failure == "untraceable":
+        assert isinstance(backend.model, EagerModel)
+        assert any(isinstance(m, PrepackedLinear) for m in backend.model.module.modules())
+    if failure == "different vectors":
+        assert isinstance(backend.model, EagerModel) and backend.model.module is backend.st
+    texts = ["still embeds", "and a second, longer text to pad the first"]
+    reference = backend.st.encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(backend.embed(texts, 8), reference, atol=1e-6)
 
 
 def test_cache_counts_hits_and_misses_and_returns_same_vectors(encoder: Encoder) -> None:
