@@ -1,13 +1,15 @@
-"""The part every exported backend shares: tokenize, batch by length, run the graph, mean-pool
-and normalise in float32, exactly as sentence-transformers does."""
+"""The part every exported backend shares: tokenize, plan the passes by length (passes.py), run
+the graph, mean-pool and normalise in float32, exactly as sentence-transformers does."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from appliance.embedding.backends.layout import ModelLayout
+from appliance.embedding.passes import plan_passes
 
 # (input_ids, attention_mask, token_type_ids), int64 (batch, seq) → (batch, seq, hidden).
 Forward = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -35,18 +37,28 @@ class RuntimeBackend:
         self.dimension = layout.dimension
         self.max_seq_length = layout.max_seq_length
         self.tokenizer = layout.tokenizer()
+        # The same tokenizer without padding: each pass pads its own rows (passes.py).
+        self._unpadded = Tokenizer.from_str(self.tokenizer.to_str())
+        self._unpadded.no_padding()
+        self._pad_id = int((self.tokenizer.padding or {}).get("pad_id", 0))
         self._forward = forward
 
     def embed(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        # Longest first, as sentence-transformers does: batches of similar length pad little.
-        order = sorted(range(len(texts)), key=lambda row: -len(texts[row]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            encodings = self.tokenizer.encode_batch([texts[row] for row in rows])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        encodings = self._unpadded.encode_batch(list(texts))
+        lengths = [len(encoding.ids) for encoding in encodings]
+        for rows in plan_passes(lengths, batch_size):
+            # Right-padded to the pass's longest, as the padding tokenizer would give them.
+            width = lengths[rows[0]]
+            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for line, row in enumerate(rows):
+                encoding = encodings[row]
+                size = lengths[row]
+                ids[line, :size] = encoding.ids
+                mask[line, :size] = 1
+                types[line, :size] = encoding.type_ids
             pooled = mean_pool(self._forward(ids, mask, types), mask)
             out[rows] = l2_normalise(pooled) if self.layout.normalize else pooled
         return out
