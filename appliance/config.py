@@ -65,10 +65,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     embedding_cache_size: int = 10_000
     # Query embeddings of concurrent searches are encoded together (micro-batching) by this
     # many workers, each batch holding at most query_batch_max texts; 0 = each search encodes
-    # its own query in its request thread. Past max_pending_queries searches in flight (not
-    # answered from the result cache) a search is answered 503 with Retry-After instead of
-    # queueing without bound.
-    query_batch_workers: int = 2
+    # its own query in its request thread; unset = per backend (query_batch_workers_for: one
+    # for OpenVINO, whose one stream runs one inference at a time, else two). Past
+    # max_pending_queries searches in flight (not answered from the result cache) a search is
+    # answered 503 with Retry-After instead of queueing without bound.
+    query_batch_workers: int | None = None
     query_batch_max: int = 64
     # Texts per forward pass when a batch of queries is embedded, longest first: a pass pads
     # every text to its longest, and queries vary in length (torch, one thread, batches of 32

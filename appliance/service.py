@@ -13,6 +13,7 @@ from typing import Any
 from appliance.collections.manager import CollectionManager
 from appliance.collections.settings import ContentSettings, SearchDefaults
 from appliance.config import Settings
+from appliance.embedding.backends import query_batch_workers_for
 from appliance.embedding.batcher import MicroBatcher
 from appliance.embedding.cache import CachedEncoder
 from appliance.embedding.encoder import Encoder
@@ -134,13 +135,16 @@ class Appliance:
                 f"but makes {encoder.dimension}-dimensional vectors: fix models/registry.json"
             )
         self.encoders.add(encoder)
+        workers = settings.query_batch_workers
+        if workers is None:
+            workers = query_batch_workers_for(encoder.settled_backend_name)
         self.query_batcher = (
             MicroBatcher(
-                workers=settings.query_batch_workers,
+                workers=workers,
                 max_batch=settings.query_batch_max,
                 pass_size=settings.query_pass_size,
             )
-            if settings.query_batch_workers > 0
+            if workers > 0
             else None
         )
         self.query_encoder = CachedEncoder(

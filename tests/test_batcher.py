@@ -13,6 +13,7 @@ import pytest
 from litestar.testing import TestClient
 
 from appliance.api.app import create_app
+from appliance.embedding.backends import query_batch_workers_for
 from appliance.embedding.batcher import MicroBatcher
 from appliance.embedding.encoder import Encoder
 from appliance.errors import Overloaded
@@ -181,3 +182,20 @@ def test_a_batch_is_embedded_in_passes_of_the_configured_size_with_the_same_vect
     np.testing.assert_allclose(vectors, encoder.encode(QUERIES), atol=1e-5)
     batcher.close()
     assert MicroBatcher(pass_size=0).pass_size is None  # 0: the encoder's own batch size
+
+
+def test_query_batch_workers_default_to_the_backends_own(
+    open_appliance: Callable[..., Appliance], monkeypatch: Any
+) -> None:
+    """OpenVINO runs one inference at a time: one worker, whose batches are twice as big."""
+    assert query_batch_workers_for("openvino") == 1
+    assert query_batch_workers_for("torch") == query_batch_workers_for("onnx") == 2
+    on_torch = open_appliance()
+    assert on_torch.query_batcher is not None and on_torch.query_batcher.workers == 2
+    # The shared test encoder is torch's: what counts is the backend an encoder settles on.
+    monkeypatch.setattr(on_torch.encoder, "settled_backend_name", "openvino")
+    openvino_batcher = open_appliance().query_batcher
+    assert openvino_batcher is not None and openvino_batcher.workers == 1
+    chosen = open_appliance(query_batch_workers=3).query_batcher
+    assert chosen is not None and chosen.workers == 3  # a setting wins
+    assert open_appliance(query_batch_workers=0).query_batcher is None

@@ -48,6 +48,11 @@ class MicroBatcher:
         self._workers: list[threading.Thread] = []
 
     @property
+    def workers(self) -> int:
+        """Threads that embed batches."""
+        return self._worker_count
+
+    @property
     def pending(self) -> int:
         """Texts queued and not yet taken by a worker."""
         return self._pending_texts

@@ -72,6 +72,8 @@ class Encoder:
         self.model = model
         self.requested_backend = check_backend(backend)
         resolved = resolve_backend(backend, device)
+        # The backend it embeds with once settled (at once, or after an export).
+        self.settled_backend_name = resolved
         self.device = "cpu" if resolved != "torch" else pick_device(device)
         self.batch_size = batch_size
         exports = export_dir or default_export_dir()
