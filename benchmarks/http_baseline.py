@@ -34,7 +34,7 @@ def raw_search(
     appliance's own index (ef 128, as it searches) + a POST to an empty Litestar route.
 
     `own_embedding`: the appliance's encoder instead of raw sentence-transformers (on torch
-    its prepacked layers), so that the pair measures only what serving adds around the same
+    its traced graph), so that the pair measures only what serving adds around the same
     embedding: HTTP, the search's bookkeeping, the thread hops."""
     live = appliance.collections.get(appliance.settings.default_collection)
     raw_index = live.index._index  # type: ignore[attr-defined]

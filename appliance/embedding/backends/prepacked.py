@@ -5,7 +5,9 @@ spends as long copying the weight into its blocked layout as multiplying (28 % a
 embedding thread's time in a server profile). oneDNN takes the weight packed ahead
 (`torch.ops.mkldnn._reorder_linear_weight`, what torch's own compiler uses for CPU
 inference): the same products summed in another order, so the vectors differ by ~1e-7.
-Torch builds without oneDNN keep the plain layers. The cost is a second copy of the linear
+Torch builds without oneDNN keep the plain layers. The torch backend embeds through a traced
+graph with the same packing (traced.py) and falls back to this copy where a model cannot be
+traced. The cost is a second copy of the linear
 weights in memory (42 MB for MiniLM-L6): the loaded model stays as it was, for the benchmarks'
 raw baselines and the check at load.
 """
