@@ -9,7 +9,8 @@ library's `http.client` on one keep-alive connection. httpx spends 0.3-0.5 ms of
 each request on this box; `http.client` is close to what wrk, a C client, sees.
 The dense row does the baseline's work; the hybrid row (the default mode) adds BM25 + fusion.
 A second baseline embeds with the appliance's own encoder (on torch: a traced graph with
-prepacked linear layers, faster than raw sentence-transformers), so its pair shows only what serving adds.
+prepacked linear layers, faster than raw sentence-transformers), so its pair shows only what
+serving adds.
 """
 
 from __future__ import annotations
