@@ -105,7 +105,7 @@ class TorchBackend:
                     if not bool((ours - theirs).abs().max() <= PREPACKED_TOLERANCE):
                         return False
         except RuntimeError as exc:  # an op the candidate's graph cannot run on these shapes
-            log.info("embedding with the plain model: %s", exc)
+            log.info("not embedding with %s: %s", type(candidate).__name__, exc)
             return False
         return True
 
