@@ -34,15 +34,13 @@ def plan_passes(
     count, cap = len(longest), max(1, max_rows)
     # best[end]: the least cost of passing the first `end` rows; cut[end]: where its last
     # pass starts. A pass [start, end) costs overhead + (end - start) × longest[start].
-    best = [0] + [0] * count
+    best = [0] * (count + 1)
     cut = [0] * (count + 1)
     for end in range(1, count + 1):
-        best_cost, best_start = -1, 0
-        for start in range(max(0, end - cap), end):
-            cost = best[start] + overhead_tokens + (end - start) * longest[start]
-            if best_cost < 0 or cost < best_cost:
-                best_cost, best_start = cost, start
-        best[end], cut[end] = best_cost, best_start
+        best[end], cut[end] = min(
+            (best[start] + overhead_tokens + (end - start) * longest[start], start)
+            for start in range(max(0, end - cap), end)
+        )
     passes: list[np.ndarray] = []
     end = count
     while end > 0:
