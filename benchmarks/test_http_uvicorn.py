@@ -200,28 +200,19 @@ def test_uvicorn_cached_query(
     body = {"query": "parse a JSON document", "limit": 10}
     benchmark.group = f"uvicorn, cached query ({client_name})"
     suffix = "" if client_name == "httpx" else f", {client_name}"
-    pair = f"uvicorn cached query vs empty route{suffix}"
-    if client_name == "httpx":
-        post_search = lambda: client.post("/search", json=body).status_code  # noqa: E731
-        post_empty = lambda: empty.post("/empty", json=body).status_code  # noqa: E731
-    else:
-        lean_client, lean_empty = LeanClient(client), LeanClient(empty)
-        post_search = lambda: lean_client.post("/search", body)  # noqa: E731
-        post_empty = lambda: lean_empty.post("/empty", body)  # noqa: E731
-    if role == "cached query":
+    cached = role == "cached query"
+    server, path = (client, "/search") if cached else (empty, "/empty")
+    lean = LeanClient(server) if client_name == "http.client" else None
 
-        def run() -> None:
-            assert post_search() == 200
+    def run() -> None:
+        status = lean.post(path, body) if lean else server.post(path, json=body).status_code
+        assert status == 200
 
-        benchmark.pedantic(run, rounds=ROUNDS * 3, warmup_rounds=5)
+    benchmark.pedantic(run, rounds=ROUNDS * 3, warmup_rounds=5)
+    if cached:
         report.absolute(
             benchmark, f"uvicorn search p50 (cached query{suffix})", budget_s=CACHED_BUDGET_S
         )
-        report.pair(benchmark, pair, "appliance", kind="latency", target=None)
-    else:
-
-        def run_empty() -> None:
-            assert post_empty() == 200
-
-        benchmark.pedantic(run_empty, rounds=ROUNDS * 3, warmup_rounds=5)
-        report.pair(benchmark, pair, "baseline", kind="latency", target=None)
+    side = "appliance" if cached else "baseline"
+    pair = f"uvicorn cached query vs empty route{suffix}"
+    report.pair(benchmark, pair, side, kind="latency", target=None)
