@@ -115,6 +115,31 @@ def test_removing_the_representative_hands_its_place_to_an_alias(config: IndexCo
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.label)
+def test_a_group_expands_in_its_rank_and_the_answer_is_padded_past_the_index(
+    config: IndexConfig,
+) -> None:
+    """A hit that stands for a group becomes its members, at its score and in its place; the
+    hits around it keep theirs; each row is cut at k, and padded with -1 when short."""
+    rng = np.random.default_rng(4)
+    real = _unit(rng.normal(size=(3, DIM)))
+    copy = _unit(rng.normal(size=(1, DIM)))
+    index = backend_for(config).create(config, DIM)
+    index.add(np.array([1, 2, 3, 10, 11, 12]), np.concatenate([real, np.repeat(copy, 3, 0)]))
+    queries = _unit(np.concatenate([copy + 0.3 * real[:1], real[1:2]]))
+    exact = queries @ np.concatenate([real, copy]).T  # columns: ids 1, 2, 3, the group
+    scores, found = index.search(queries, 8, SearchParams(ef=16))
+    for row in range(2):
+        order = np.argsort(-exact[row], kind="stable")
+        expected = [m for i in order for m in ([10, 11, 12] if i == 3 else [int(i) + 1])]
+        expected_scores = [exact[row, i] for i in order for _ in range(3 if i == 3 else 1)]
+        assert found[row].tolist() == [*expected, -1, -1]
+        assert np.allclose(scores[row][:6], expected_scores, atol=1e-5)
+        assert np.isneginf(scores[row][6:]).all()
+    scores, found = index.search(queries[:1], 2, SearchParams(ef=16))
+    assert found[0].tolist() == [10, 11]  # the group was first, and k cuts it
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.label)
 def test_a_filter_keeps_only_the_allowed_members_of_a_group(config: IndexConfig) -> None:
     ids, vectors, real = _corpus()
     index = backend_for(config).create(config, DIM)

@@ -200,21 +200,29 @@ class DeduplicatedIndex:
             return scores, ids  # no hit stands for a group (np.isin: ~20 µs on 10 ids)
         out_scores = np.full_like(scores, -np.inf)
         out_ids = np.full_like(ids, -1)
+        group_of = self._aliases.get
         for row in range(len(ids)):
-            filled = 0
+            # Python lists, one array write per row: most hits stand for themselves, and a
+            # small array per hit cost ~1 µs each (200 µs a hybrid search).
+            row_ids: list[int] = []
+            row_scores: list[float] = []
             for score, rep in zip(scores[row].tolist(), ids[row].tolist(), strict=True):
-                if rep < 0 or filled == k:
+                if rep < 0 or len(row_ids) >= k:
                     break
-                members = np.asarray([rep, *self._aliases.get(rep, ())], dtype=np.int64)
-                if allowed_sorted is not None and len(members) > 1:
-                    at = np.minimum(
-                        np.searchsorted(allowed_sorted, members), len(allowed_sorted) - 1
-                    )
-                    members = members[allowed_sorted[at] == members]
-                members = members[: k - filled]
-                out_ids[row, filled : filled + len(members)] = members
-                out_scores[row, filled : filled + len(members)] = score
-                filled += len(members)
+                members = group_of(rep)
+                if members is None:
+                    row_ids.append(rep)
+                    row_scores.append(score)
+                    continue
+                group = np.asarray([rep, *members], dtype=np.int64)
+                if allowed_sorted is not None:
+                    at = np.minimum(np.searchsorted(allowed_sorted, group), len(allowed_sorted) - 1)
+                    group = group[allowed_sorted[at] == group]
+                row_ids.extend(group.tolist())
+                row_scores.extend([score] * len(group))
+            filled = min(k, len(row_ids))
+            out_ids[row, :filled] = row_ids[:filled]
+            out_scores[row, :filled] = row_scores[:filled]
         return out_scores, out_ids
 
     # -- snapshots ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from appliance.search.highlight import Highlight, with_highlights
 from appliance.search.pagination import result_window
 from appliance.search.preprocess import normalize_query
 from appliance.search.rerank import Reranker
-from appliance.store.documents import StoredText
+from appliance.store.documents import ChunkHit, StoredText
 
 MODES: tuple[Mode, ...] = ("dense", "keyword", "hybrid")
 _RESCORE_OVERSAMPLE = 4
@@ -72,7 +72,7 @@ class SearchOptions:
 
 @dataclass(slots=True)
 class ChunkRef:
-    """The span of a document a hit's vector embedded (slots: one per dense candidate)."""
+    """The span of a document a hit's vector embedded."""
 
     index: int
     start: int
@@ -120,10 +120,10 @@ class _Request:
     key: Hashable
 
 
-@dataclass(slots=True)
-class _Candidate:
-    score: float
-    chunk: ChunkRef | None = None
+# A ranked candidate: document id, score, and the chunk its dense vector embedded (None for
+# a keyword-only hit). Plain tuples: a hybrid search ranks 100-200 of them, and builds
+# `SearchHit`s only for the page it answers.
+Candidate = tuple[int, float, ChunkHit | None]
 
 
 class SearchService:
@@ -234,8 +234,8 @@ class SearchService:
         # snapshot of the store, and a model switch meanwhile cannot mix two models.
         with live.reader() as snapshot:
             active = snapshot.active
-            dense: list[tuple[int, _Candidate]] = []
-            keyword: list[tuple[int, _Candidate]] = []
+            dense: list[Candidate] = []
+            keyword: list[tuple[int, float]] = []
             if mode in ("dense", "hybrid"):
                 if embedded is not None and embedded.model_id == active.model_id:
                     vector, ahead_ms = embedded.vector, embedded.embed_ms
@@ -253,17 +253,19 @@ class SearchService:
                 dense = self._dense(live, snapshot, vector, wanted, options.params, allowed)
                 lap("retrieve")
             if mode in ("keyword", "hybrid"):
-                keyword = [
-                    (doc_id, _Candidate(score))
-                    for doc_id, score in self._keyword(live, snapshot, text, wanted, where, options)
-                ]
+                keyword = self._keyword(live, snapshot, text, wanted, where, options)
                 lap("keyword")
 
+            ranked: list[Candidate]
             if mode == "hybrid":
-                ranked = self._fuse(dense, keyword, options, live)
+                # Only what the page (and reranking) reads becomes a candidate.
+                needed = max(window, options.rerank_top_n if reranker else 0)
+                ranked = self._fuse(dense, keyword, options, live, needed)
                 lap("fuse")
+            elif mode == "dense":
+                ranked = dense
             else:
-                ranked = dense or keyword
+                ranked = [(doc_id, score, None) for doc_id, score in keyword]
 
             if reranker is not None:
                 ranked = self._rerank(snapshot, reranker, text, ranked, options.rerank_top_n)
@@ -409,7 +411,7 @@ class SearchService:
         wanted: int,
         params: SearchParams | None,
         allowed: np.ndarray | None,
-    ) -> list[tuple[int, _Candidate]]:
+    ) -> list[Candidate]:
         """Best chunk per document, `wanted` documents, fetching more chunks when documents
         repeat (long texts have several); only `allowed` vector ids when given."""
         params = params or live.config.default_params()
@@ -422,18 +424,17 @@ class SearchService:
             scores, ids = reader.search(vector, fetch, params, allowed)
             if rescore and len(ids):
                 scores, ids = reader.rescore(vector, ids)
-            chunks = reader.chunks(ids.tolist())
-            best: dict[int, _Candidate] = {}
-            for score, vector_id in zip(scores.tolist(), ids.tolist(), strict=True):
+            id_list = ids.tolist()
+            chunks = reader.chunks(id_list)
+            best: dict[int, Candidate] = {}
+            for score, vector_id in zip(scores.tolist(), id_list, strict=True):
                 hit = chunks.get(vector_id)
-                if hit is None:
-                    continue
-                document_id, index, start, end = hit
-                if document_id not in best:
-                    best[document_id] = _Candidate(score, ChunkRef(index, start, end))
+                # Ranked best first: a document's first chunk is its best.
+                if hit is not None and hit[0] not in best:
+                    best[hit[0]] = (hit[0], score, hit)
             exhausted = len(ids) < fetch or fetch >= len(reader)
             if len(best) >= wanted or exhausted:
-                return list(best.items())[:wanted]
+                return list(best.values())[:wanted]
             fetch *= 2
 
     def _keyword(
@@ -457,11 +458,13 @@ class SearchService:
 
     def _fuse(
         self,
-        dense: list[tuple[int, _Candidate]],
-        keyword: list[tuple[int, _Candidate]],
+        dense: list[Candidate],
+        keyword: list[tuple[int, float]],
         options: SearchOptions,
         live: LiveCollection,
-    ) -> list[tuple[int, _Candidate]]:
+        keep: int,
+    ) -> list[Candidate]:
+        """The fused ranking's best `keep` candidates."""
         defaults = live.settings.search
 
         def setting(name: str) -> Any:
@@ -471,52 +474,50 @@ class SearchService:
                     return value
             return FUSION_DEFAULTS[name]
 
-        chunks = {doc_id: candidate.chunk for doc_id, candidate in dense}
+        chunks = {doc_id: hit for doc_id, _, hit in dense}
         if setting("fusion") == "weighted":
             fused = weighted_fusion(
-                [(doc_id, c.score) for doc_id, c in dense],
-                [(doc_id, c.score) for doc_id, c in keyword],
+                [(doc_id, score) for doc_id, score, _ in dense],
+                keyword,
                 alpha=float(setting("alpha")),
             )
         else:
             fused = reciprocal_rank_fusion(
-                [[doc_id for doc_id, _ in dense], [doc_id for doc_id, _ in keyword]],
+                [[doc_id for doc_id, _, _ in dense], [doc_id for doc_id, _ in keyword]],
                 k=int(setting("rrf_k")),
                 weights=[float(setting("dense_weight")), 1.0],
             )
-        return [(doc_id, _Candidate(score, chunks.get(doc_id))) for doc_id, score in fused]
+        return [(doc_id, score, chunks.get(doc_id)) for doc_id, score in fused[:keep]]
 
     def _rerank(
         self,
         snapshot: ReadSnapshot,
         reranker: Reranker,
         query: str,
-        ranked: list[tuple[int, _Candidate]],
+        ranked: list[Candidate],
         top_n: int,
-    ) -> list[tuple[int, _Candidate]]:
+    ) -> list[Candidate]:
         head = ranked[:top_n]
-        documents = snapshot.documents.get([doc_id for doc_id, _ in head])
-        texts = [_passage(documents[doc_id], c.chunk) for doc_id, c in head if doc_id in documents]
-        kept = [(doc_id, c) for doc_id, c in head if doc_id in documents]
+        documents = snapshot.documents.get([doc_id for doc_id, _, _ in head])
+        kept = [(doc_id, hit) for doc_id, _, hit in head if doc_id in documents]
+        texts = [_passage(documents[doc_id], hit) for doc_id, hit in kept]
         scores = reranker.score(query, texts)
         order = np.argsort(-scores, kind="stable")
-        reranked = [(kept[i][0], _Candidate(float(scores[i]), kept[i][1].chunk)) for i in order]
+        reranked = [(kept[i][0], float(scores[i]), kept[i][1]) for i in order]
         return reranked + ranked[top_n:]
 
-    def _format(
-        self, snapshot: ReadSnapshot, ranked: list[tuple[int, _Candidate]]
-    ) -> list[SearchHit]:
+    def _format(self, snapshot: ReadSnapshot, ranked: list[Candidate]) -> list[SearchHit]:
         # Documents read for reranking are not read again.
-        documents = snapshot.documents.get([doc_id for doc_id, _ in ranked])
+        documents = snapshot.documents.get([doc_id for doc_id, _, _ in ranked])
         return [
             SearchHit(
                 id=documents[doc_id].external_id,
-                score=candidate.score,
+                score=score,
                 text=documents[doc_id].text,
                 metadata=documents[doc_id].meta,
-                chunk=candidate.chunk,
+                chunk=None if hit is None else ChunkRef(hit[1], hit[2], hit[3]),
             )
-            for doc_id, candidate in ranked
+            for doc_id, score, hit in ranked
             # A document deleted between retrieval and formatting is simply not shown.
             if doc_id in documents
         ]
@@ -529,7 +530,7 @@ def replayable_params(options: SearchOptions, mode: str) -> str:
     )
 
 
-def _passage(document: StoredText, chunk: ChunkRef | None) -> str:
-    if chunk is None:
+def _passage(document: StoredText, hit: ChunkHit | None) -> str:
+    if hit is None:
         return document.text
-    return document.text[chunk.start : chunk.end]
+    return document.text[hit.char_start : hit.char_end]
