@@ -16,9 +16,9 @@ from msgspec import UNSET
 from appliance.api.auth import requires_scope
 from appliance.api.metrics import (
     SEARCH_FEEDBACK,
-    SEARCH_LATENCY,
-    SEARCH_REQUESTS,
-    SEARCH_STAGE,
+    search_latency,
+    search_requests,
+    search_stage,
 )
 from appliance.api.schemas import (
     ChunkOut,
@@ -57,10 +57,10 @@ async def run_search(
             if outcome is None:
                 call = partial(search.search, collection, query, options=options, embedded=embedded)
                 outcome = await asyncio.wrap_future(search.submit(call))
-    SEARCH_REQUESTS.labels(collection=collection).inc()
-    SEARCH_LATENCY.labels(collection=collection).observe(outcome.took_ms / 1000)
+    search_requests(collection).inc()
+    search_latency(collection).observe(outcome.took_ms / 1000)
     for stage, ms in outcome.timings_ms.items():
-        SEARCH_STAGE.labels(stage=stage).observe(ms / 1000)
+        search_stage(stage).observe(ms / 1000)
     return SearchResponse(
         results=[
             SearchHitOut(
