@@ -20,6 +20,7 @@ from appliance.embedding.encoder import Encoder
 from appliance.embedding.openai_compat import EmbeddingLimits, EmbeddingsService
 from appliance.embedding.pool import EncoderPool
 from appliance.errors import CollectionNotFound, ModelIntegrityError
+from appliance.index import faiss_index
 from appliance.index.base import IndexConfig, IndexTraits
 from appliance.index.hnswlib_index import DEFAULT_EF
 from appliance.index.registry import DEFAULT_INDEX, backend_for
@@ -83,6 +84,9 @@ class CollectionSummary:
     search: SearchDefaults
     # What the index is, as its backend declares: exact, lossy, the query parameters it takes.
     traits: IndexTraits
+    # Where the index answers unfiltered searches: "cpu", "cuda:0" (a FAISS GPU copy), or
+    # None for an index in a server (Milvus).
+    search_device: str | None
 
 
 class Appliance:
@@ -100,6 +104,8 @@ class Appliance:
         another's (a server's writes since its last snapshot make every other index stale)."""
         self.settings = settings
         self.registry = registry or self.registry_for(settings)
+        # FAISS indexes search on a GPU only where the device setting allows (process-wide).
+        faiss_index.use_device(settings.device)
         loading: Future[Encoder] = Future()
         if encoder is None:
             model = self.resolve_model(settings, self.registry)
@@ -284,6 +290,7 @@ class Appliance:
             content=live.settings.content,
             search=live.settings.search,
             traits=live.traits,
+            search_device=status.search_device,
         )
 
     def list_collections(self) -> list[CollectionSummary]:

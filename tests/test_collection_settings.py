@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import faiss
 import pytest
 from litestar.testing import TestClient
 
@@ -19,6 +20,7 @@ from appliance.collections.settings import (
     split_options,
 )
 from appliance.index.base import IndexConfig
+from appliance.index.faiss_index import gpu_count
 from appliance.index.registry import backend_for
 from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
@@ -55,6 +57,7 @@ def test_content_settings_are_kept_and_shown(client: TestClient[Any]) -> None:
     assert shown["content"] == {"chunking": True, "chunk_tokens": 64, "chunk_overlap": 8}
     assert shown["search"]["title_weight"] == 2.0
     assert shown["traits"] == {"exact": False, "lossy": False, "query_params": ["ef"]}
+    assert shown["search_device"] == "cpu"  # hnswlib has no GPU form
 
 
 @pytest.mark.parametrize(
@@ -137,6 +140,9 @@ def test_settings_survive_a_move_onto_another_index(client: TestClient[Any]) -> 
     assert moved.json()["search"]["mode"] == "dense"
     assert moved.json()["content"]["chunk_tokens"] == 100
     assert moved.json()["traits"]["exact"] is True
+    # A FAISS Flat index goes to a GPU only where faiss is a GPU build that sees one.
+    expected = "cuda:0" if gpu_count(faiss) > 0 else "cpu"
+    assert moved.json()["search_device"] == expected
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,9 @@ class CollectionInfo(msgspec.Struct, kw_only=True):
     search: SearchDefaults = msgspec.field(default_factory=SearchDefaults)
     # What the index is, as its backend declares: exact, lossy, the query parameters it takes.
     traits: IndexTraits | None = None
+    # Where the index answers unfiltered searches: "cpu", or "cuda:0" for a FAISS index copied
+    # to a GPU; null for an index in a server (Milvus).
+    search_device: str | None = None
 
 
 class CollectionList(msgspec.Struct):

@@ -92,11 +92,14 @@ def bench(
     """Sweep index configurations on a corpus (JSONL or BEIR dir) or synthetic vectors."""
     from appliance.bench import datasets, report, sweep
     from appliance.index.base import parse_index_arg
+    from appliance.index.faiss_index import use_device
     from appliance.index.registry import DEFAULT_INDEX, backend_for
 
     if (source is None) == (synthetic is None):
         raise click.UsageError("give either a CORPUS path or --synthetic N")
     settings = settings_from(ctx, data_dir=data_dir)
+    # FAISS indexes are measured where the appliance would search them (GPU or CPU).
+    use_device(settings.device)
     if any(not 0 < s <= 1 for s in filter_selectivity):
         raise click.BadParameter("--filter-selectivity values must be in (0, 1]")
     configs = [parse_index_arg(text) for text in indexes] or [DEFAULT_INDEX]

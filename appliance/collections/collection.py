@@ -65,6 +65,8 @@ class CollectionStatus:
     generation: int
     vectors_indexed: int
     index_bytes: int
+    # "cpu" or "cuda:N" for a local index; None for one in a server (Milvus).
+    search_device: str | None
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,15 @@ class LiveCollection:
                 generation=generation,
                 vectors_indexed=len(self.index),
                 index_bytes=self.index.nbytes(),
+                search_device=self.search_device(),
             )
+
+    def search_device(self) -> str | None:
+        """Where the index answers unfiltered searches: "cpu", "cuda:N" (a FAISS index's GPU
+        copy), or None when a server searches it."""
+        if self.serves_remotely:
+            return None
+        return str(getattr(self.index, "search_device", "cpu"))
 
     def indexed(self) -> tuple[np.ndarray, int]:
         """(every id in the index, its live count), read together."""

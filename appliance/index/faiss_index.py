@@ -3,13 +3,19 @@
 Indexes that need training (IVF, PQ, SQ) answer exactly from a flat buffer until enough
 vectors have arrived to train well, then train on all of them. Indexes that cannot remove
 (HNSW) keep removed ids as tombstones and exclude them with an id selector.
+
+Where faiss is a GPU build that sees a GPU, the types faiss can put on one (Flat, IVF*,Flat /
+PQ / SQ) answer unfiltered searches from a GPU copy; the CPU index stays the truth.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import math
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,8 @@ from appliance.index.base import IndexConfig, IndexPlace, IndexTraits, SearchPar
 
 # faiss's bundled SWIG stubs miss most of its API (SearchParametersHNSW, id_map, ...).
 faiss: Any = _faiss
+
+log = logging.getLogger(__name__)
 
 # faiss warns below 39 training points per centroid; train only once that many are here.
 _POINTS_PER_CENTROID = 39
@@ -48,6 +56,83 @@ def _ivf(index: faiss.Index) -> Any:
         return faiss.extract_index_ivf(index)
     except RuntimeError:
         return None
+
+
+# -- the GPU copy ---------------------------------------------------------------------------
+# The index classes faiss's GPU cloner (faiss/gpu/GpuCloner.cpp) turns into GPU indexes. HNSW
+# has no GPU form; IndexPQ, IndexScalarQuantizer, fast-scan, refine and transform wrappers
+# stay on the CPU too.
+GPU_INDEX_TYPES = frozenset(
+    {"IndexFlat", "IndexFlatIP", "IndexIVFFlat", "IndexIVFPQ", "IndexIVFScalarQuantizer"}
+)
+# An IVF index goes whole or not at all: its coarse quantizer must be flat too (an HNSW one
+# is refused by the cloner).
+_GPU_QUANTIZER_TYPES = frozenset({"IndexFlat", "IndexFlatIP", "IndexFlatL2"})
+# The largest k and nprobe a faiss GPU search takes (GPU_MAX_SELECTION_K); beyond, the CPU.
+GPU_MAX_SELECTION = 2_048
+
+
+def gpu_count(module: Any) -> int:
+    """The GPUs a faiss module can put an index on: 0 for a CPU build (no GPU cloner)."""
+    needed = ("get_num_gpus", "StandardGpuResources", "index_cpu_to_gpu")
+    if not all(hasattr(module, name) for name in needed):
+        return 0
+    try:
+        return max(0, int(module.get_num_gpus()))
+    except RuntimeError:
+        return 0
+
+
+def gpu_for(device: str, gpus: int, kind: str, quantizer: str | None = None) -> int | None:
+    """The GPU that answers an index's unfiltered searches, or None for the CPU.
+
+    `device`: the appliance's device setting (auto, cpu, cuda); `gpus`: what `gpu_count` says
+    of the installed faiss; `kind`: the index's faiss class (IndexIVFFlat, ...); `quantizer`:
+    an IVF index's coarse quantizer class."""
+    if device == "cpu" or gpus < 1 or kind not in GPU_INDEX_TYPES:
+        return None
+    if quantizer is not None and quantizer not in _GPU_QUANTIZER_TYPES:
+        return None
+    return 0
+
+
+def index_kind(index: faiss.Index) -> tuple[str, str | None]:
+    """(the index's faiss class, its IVF quantizer's class or None), as `gpu_for` takes them."""
+    sub = _sub_index(index)
+    quantizer = getattr(sub, "quantizer", None)
+    kind = type(sub).__name__
+    return kind, None if quantizer is None else type(faiss.downcast_index(quantizer)).__name__
+
+
+@functools.cache
+def _installed_gpus() -> int:
+    return gpu_count(faiss)
+
+
+class _Gpu:
+    """The process's GPU side of faiss: the device setting, and the one StandardGpuResources
+    that every GPU copy shares. faiss's GPU resources are not thread-safe, so GPU searches,
+    adds and copies take turns at `lock`."""
+
+    device = "auto"
+    lock = threading.Lock()
+    _resources: Any = None
+
+    @classmethod
+    def resources(cls) -> Any:
+        """Call with `lock` held."""
+        if cls._resources is None:
+            cls._resources = faiss.StandardGpuResources()
+        return cls._resources
+
+
+def use_device(device: str) -> None:
+    """Where FAISS indexes may search: the appliance's `device` setting. "cpu" keeps every
+    index on the CPU; "auto" and "cuda" put the types in GPU_INDEX_TYPES on GPU 0 where faiss
+    is a GPU build that sees one."""
+    _Gpu.device = device
+    if device == "cuda" and _installed_gpus() == 0:
+        log.info("device is cuda, but faiss is a CPU build or sees no GPU: indexes use the CPU")
 
 
 def training_points_needed(index: faiss.Index) -> int:
@@ -78,6 +163,12 @@ class FaissIndex:
         self._plain_params: dict[tuple[str, int], faiss.SearchParameters] = {}
         # The collection's query defaults (ef, nprobe), read once.
         self._defaults = config.default_params()
+        self._kind = index_kind(index)
+        # The GPU copy of `_index`: made by the first search that can use it, kept equal by
+        # `add`, dropped by a removal (GPU indexes cannot remove) and re-made lazily.
+        self._gpu_index: Any = None
+        # A copy or GPU search failed: this index answers from the CPU from then on.
+        self._gpu_failed = False
 
     @classmethod
     def build(cls, config: IndexConfig, dimension: int) -> FaissIndex:
@@ -106,6 +197,8 @@ class FaissIndex:
         self._tombstones.difference_update(ids.tolist())
         if self._buffer is None:
             self._index.add_with_ids(vectors, ids)
+            if self._gpu_index is not None:
+                self._add_to_gpu_copy(ids, vectors)
             return
         self._buffer.add_with_ids(vectors, ids)
         if self._buffer.ntotal >= training_points_needed(self._index):
@@ -118,10 +211,28 @@ class FaissIndex:
         self._index.train(buffered)
         self._index.add_with_ids(buffered, buffered_ids)
         self._buffer = None
+        self._drop_gpu_copy()
+
+    def _add_to_gpu_copy(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        with _Gpu.lock:
+            if self._gpu_index is None:
+                return
+            try:
+                self._gpu_index.add_with_ids(vectors, ids)
+            except (RuntimeError, MemoryError) as exc:
+                # The copy may hold part of the batch: re-copy on the next search instead.
+                log.warning("faiss GPU add failed (%s); the GPU copy is re-made", exc)
+                self._gpu_index = None
+
+    def _drop_gpu_copy(self) -> None:
+        if self._gpu_index is not None:
+            with _Gpu.lock:
+                self._gpu_index = None
 
     def remove(self, ids: np.ndarray) -> None:
         if len(ids) == 0:
             return
+        self._drop_gpu_copy()
         selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
         if self._buffer is not None:
             self._buffer.remove_ids(selector)
@@ -165,6 +276,19 @@ class FaissIndex:
         # 8 bytes per id in the id map, and as much again for its reverse map.
         return count * (code_size + links + 16)
 
+    @property
+    def search_device(self) -> str:
+        """Where an unfiltered search is answered: "cuda:N" (the GPU copy) or "cpu"."""
+        gpu = self._gpu()
+        return "cpu" if gpu is None else f"cuda:{gpu}"
+
+    def _gpu(self) -> int | None:
+        # Buffered (untrained) indexes and tombstones (which need an id selector) stay on
+        # the CPU.
+        if self._gpu_failed or self._buffer is not None or self._tombstones:
+            return None
+        return gpu_for(_Gpu.device, _installed_gpus(), *self._kind)
+
     def search(
         self,
         queries: np.ndarray,
@@ -173,6 +297,13 @@ class FaissIndex:
         allowed: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
+        # An id selector (a filter, tombstones) needs the CPU index; so does k beyond what a
+        # GPU search selects, or beyond the vectors held (a corner not worth a GPU trip).
+        gpu = self._gpu() if allowed is None else None
+        if gpu is not None and k <= min(GPU_MAX_SELECTION, self._index.ntotal):
+            found = self._search_gpu(gpu, queries, k, params)
+            if found is not None:
+                return found
         active = self._buffer if self._buffer is not None else self._index
         selector = self._selector(allowed)
         # A selector hides the rest of the index from the search: look proportionally wider.
@@ -183,6 +314,34 @@ class FaissIndex:
         except RuntimeError:
             # Some indexes (IndexPQ, ...) take no search parameters: oversample, then filter.
             scores, ids = self._search_without_params(active, queries, k, allowed)
+        return scores, ids
+
+    def _search_gpu(
+        self, gpu: int, queries: np.ndarray, k: int, params: SearchParams
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(scores, ids) from the GPU copy, or None: answer from the CPU. A GPU index ignores
+        an id selector rather than refusing it, so it is never given one."""
+        search_params = None
+        if self._ivf_index is not None:
+            search_params = self._search_params(params, None, 1.0)
+            if search_params is None or search_params.nprobe > GPU_MAX_SELECTION:
+                return None
+        with _Gpu.lock:
+            try:
+                if self._gpu_index is None:
+                    self._gpu_index = faiss.index_cpu_to_gpu(_Gpu.resources(), gpu, self._index)
+                    log.info(
+                        "faiss %s: %d vectors copied to GPU %d",
+                        self.config.spec,
+                        self._index.ntotal,
+                        gpu,
+                    )
+                scores, ids = self._gpu_index.search(queries, k, params=search_params)
+            except (RuntimeError, MemoryError) as exc:
+                log.warning("faiss %s stays on the CPU: GPU %d: %s", self.config.spec, gpu, exc)
+                self._gpu_index = None
+                self._gpu_failed = True
+                return None
         return scores, ids
 
     def _selector(self, allowed: np.ndarray | None) -> faiss.IDSelector | None:
