@@ -22,6 +22,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from appliance.collections.chunk_cache import ChunkCache
+from appliance.collections.document_cache import DocumentCache
 from appliance.collections.readers import ReadSnapshot
 from appliance.collections.rwlock import ReadWriteLock
 from appliance.collections.settings import (
@@ -114,6 +115,8 @@ class LiveCollection:
     keyword: KeywordIndex = field(default_factory=KeywordIndex)
     # The document and span of vector ids searches have looked up (vectors never change).
     chunk_cache: ChunkCache = field(default_factory=ChunkCache)
+    # The stored documents searches have shown, for the current generation.
+    document_cache: DocumentCache = field(default_factory=DocumentCache)
     _settings: tuple[IndexConfig, CollectionSettings] | None = field(default=None, repr=False)
 
     @property
@@ -168,6 +171,8 @@ class LiveCollection:
                 index_lock=self.lock,
                 exact_filter_threshold=self.place.exact_filter_threshold,
                 chunk_cache=self.chunk_cache,
+                generation=self.generation,
+                document_cache=self.document_cache,
             )
 
     def read(self, query: Callable[[Session], R]) -> R:

@@ -15,10 +15,12 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from appliance.collections.chunk_cache import ChunkCache
+from appliance.collections.document_cache import DocumentCache
 from appliance.collections.rwlock import ReadWriteLock
 from appliance.index.base import SearchParams
 from appliance.index.filtered import filtered_search
 from appliance.keyword.index import KeywordIndex
+from appliance.store import collections as collection_store
 from appliance.store import documents as document_store
 from appliance.store.documents import ChunkHit, ExistingDocument, StoredText
 
@@ -126,21 +128,45 @@ class KeywordReader(Reader):
 
 
 class DocumentReader(Reader):
-    """Stored documents by id; each is fetched once per snapshot."""
+    """Stored documents by id; each is fetched once per snapshot, from the collection's
+    document cache when it holds them all for the snapshot's generation."""
 
-    def __init__(self, session: Session, collection_id: int, active: ActiveVersion) -> None:
+    def __init__(
+        self,
+        session: Session,
+        collection_id: int,
+        active: ActiveVersion,
+        *,
+        generation: int = -1,
+        cache: DocumentCache | None = None,
+    ) -> None:
         super().__init__(session, collection_id, active)
         self._fetched: dict[int, StoredText] = {}
         self._missing: set[int] = set()
+        self._generation = generation
+        self._cache = cache
 
     def get(self, document_ids: list[int]) -> dict[int, StoredText]:
         """The documents of these ids that exist in the snapshot."""
         wanted = [i for i in document_ids if i not in self._fetched and i not in self._missing]
         if wanted:
-            found = document_store.documents_by_ids(self._session, wanted)
-            self._fetched.update(found)
-            self._missing.update(i for i in wanted if i not in found)
+            cached = None if self._cache is None else self._cache.lookup(self._generation, wanted)
+            if cached is not None:
+                self._fetched.update(cached)
+            else:
+                self._read(wanted)
         return {i: self._fetched[i] for i in document_ids if i in self._fetched}
+
+    def _read(self, wanted: list[int]) -> None:
+        found = document_store.documents_by_ids(self._session, wanted)
+        self._fetched.update(found)
+        self._missing.update(i for i in wanted if i not in found)
+        # Remembered only if this transaction saw the collection at the snapshot's generation
+        # (not a write committed since, whose index update is still under way).
+        if self._cache is not None and found:
+            stored = collection_store.collection_generation(self._session, self.collection_id)
+            if stored == self._generation:
+                self._cache.remember(self._generation, found)
 
     def existing(self, model_id: str, external_ids: list[str]) -> dict[str, ExistingDocument]:
         """Hash and vector state of the documents with these external ids (dedup on write)."""
@@ -162,6 +188,8 @@ class ReadSnapshot:
         index_lock: ReadWriteLock,
         exact_filter_threshold: int,
         chunk_cache: ChunkCache | None = None,
+        generation: int = -1,
+        document_cache: DocumentCache | None = None,
     ) -> None:
         self.active = active
         self.dense = DenseReader(
@@ -173,4 +201,6 @@ class ReadSnapshot:
             chunk_cache=chunk_cache,
         )
         self.keyword = KeywordReader(session, collection_id, active, keyword)
-        self.documents = DocumentReader(session, collection_id, active)
+        self.documents = DocumentReader(
+            session, collection_id, active, generation=generation, cache=document_cache
+        )
