@@ -20,7 +20,7 @@ pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
 	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
 .PHONY: run test test-milvus test-postgres test-cluster test-contract bench-replicas e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
-	typecheck check clean lock bundle bundle-test base-image image image-test
+	typecheck check clean lock bundle bundle-test base-image image image-test device-kit
 
 $(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -124,6 +124,12 @@ test-contract: $(STAMP)
 test-reliability: $(STAMP) test-contract
 	$(BIN)/python -m pytest tests/reliability tests/test_hostile_input.py -m "slow and not postgres" -q -s
 	$(BIN)/python benchmarks/loadtest.py
+
+# The kit for a lent GPU machine (issue 12 item 9): .devkit/ holds py3.12 wheels of what its
+# image lacks, the model (float16-packed) and SciFact; benchmarks/gpu_ingest.sh runs there.
+# docs/performance.md, "GPU (item 9): how to run". Needs the network and a python3.12.
+device-kit: $(STAMP)
+	PYTHON=$(BIN)/python scripts/device_kit.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check appliance tests data benchmarks

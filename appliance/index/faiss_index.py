@@ -19,14 +19,28 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import faiss as _faiss
 import numpy as np
 
 from appliance.errors import InvalidIndexSpec
 from appliance.index.base import IndexConfig, IndexPlace, IndexTraits, SearchParams, VectorIndex
 
-# faiss's bundled SWIG stubs miss most of its API (SearchParametersHNSW, id_map, ...).
-faiss: Any = _faiss
+
+class _FaissOnFirstUse:
+    """faiss, imported when a faiss index first needs it. The backend registry imports this
+    module in every process, and one that only builds hnswlib indexes (the default) should
+    neither pay for faiss's import nor need the package: the GPU device kit
+    (scripts/device_kit.sh) leaves its 19 MB wheel out of a 64 MiB allowance."""
+
+    def __getattr__(self, name: str) -> Any:
+        import faiss as module
+
+        # Later look-ups of the global `faiss` find the module itself, with no detour here.
+        globals()["faiss"] = module
+        return getattr(module, name)
+
+
+# Any: faiss's bundled SWIG stubs miss most of its API (SearchParametersHNSW, id_map, ...).
+faiss: Any = _FaissOnFirstUse()
 
 log = logging.getLogger(__name__)
 
