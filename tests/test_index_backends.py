@@ -1,5 +1,6 @@
 """Every backend through the one VectorIndex interface, on real FAISS / hnswlib indexes."""
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -204,6 +205,17 @@ def test_gpu_count_needs_the_gpu_cloner_and_a_gpu() -> None:
     assert gpu_count(gpu_build) == 2
     assert gpu_count(no_device) == 0
     assert gpu_count(SimpleNamespace()) == 0
+
+
+def test_without_faiss_installed_the_cuda_device_still_opens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The GPU device kit carries no faiss: asking for cuda must not import it and fail."""
+    monkeypatch.setitem(sys.modules, "faiss", None)  # `import faiss` raises ImportError
+    assert faiss_index._installed_gpus.__wrapped__() == 0
+    monkeypatch.setattr(faiss_index, "_installed_gpus", faiss_index._installed_gpus.__wrapped__)
+    faiss_index.use_device("cuda")
+    faiss_index.use_device("auto")
 
 
 @pytest.mark.skipif(GPU_FAISS, reason="faiss here is a GPU build that sees a GPU")

@@ -120,7 +120,11 @@ def index_kind(index: faiss.Index) -> tuple[str, str | None]:
 
 @functools.cache
 def _installed_gpus() -> int:
-    return gpu_count(faiss)
+    try:
+        import faiss as module
+    except ImportError:
+        return 0  # no faiss at all (the GPU device kit carries none): no index is a faiss one
+    return gpu_count(module)
 
 
 class _Gpu:
