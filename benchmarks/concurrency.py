@@ -115,6 +115,9 @@ class Point:
     client_cores: float = 0.0
     # Query texts per embedding batch over the point (the server's /metrics).
     mean_batch: float = 0.0
+    # CPU of the server's main thread (its event loop: HTTP, the Litestar stack and the
+    # searches answered on the loop) per request served, in ms.
+    loop_ms: float = 0.0
 
 
 def fresh_queries(data: Path = DATA, seed: int = 7) -> list[str]:
@@ -278,9 +281,10 @@ def run_wrk(
     return dict(json.loads(line[len("RESULT ") :]))
 
 
-def _process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a running process, every thread."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _process_cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU of a running process, every thread; or of one `thread` of it."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -317,12 +321,15 @@ def measure(
     connections: int,
     seconds: int,
 ) -> Point:
-    server_before, client_before = _process_cpu_seconds(server.process.pid), _children_cpu_seconds()
+    pid = server.process.pid
+    server_before, client_before = _process_cpu_seconds(pid), _children_cpu_seconds()
+    loop_before = _process_cpu_seconds(pid, thread=pid)  # the main thread's id is the pid
     batches_before, texts_before = _batch_counts(server)
     result = run_wrk(server, script, queries_file, cursor[0], mode, connections, seconds)
     batches_after, texts_after = _batch_counts(server)
     elapsed = result["seconds"]
-    server_cores = (_process_cpu_seconds(server.process.pid) - server_before) / elapsed
+    server_cores = (_process_cpu_seconds(pid) - server_before) / elapsed
+    loop_seconds = _process_cpu_seconds(pid, thread=pid) - loop_before
     client_cores = (_children_cpu_seconds() - client_before) / elapsed
     # The next point starts past every query this one may have sent.
     cursor[0] += result["requests"] + 2 * connections
@@ -340,6 +347,7 @@ def measure(
         server_cores=server_cores,
         client_cores=client_cores,
         mean_batch=(texts_after - texts_before) / max(1.0, batches_after - batches_before),
+        loop_ms=loop_seconds * 1000 / max(1, result["ok"]),
     )
 
 
@@ -428,7 +436,7 @@ def _print(point: Point, limit: float) -> None:
         f"p99/p50 {point.p99_ms / max(point.p50_ms, 1e-9):4.1f}  "
         f"ratio {point.req_per_s / limit:5.2f}  503s {point.overloaded}  errors {point.errors}  "
         f"cores: server {point.server_cores:.2f} wrk {point.client_cores:.2f}  "
-        f"batch {point.mean_batch:.1f}",
+        f"batch {point.mean_batch:.1f}  loop {point.loop_ms:.2f} ms/req",
         flush=True,
     )
 
