@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: the benchmarks package is the repo's
     sys.path.insert(0, str(REPO))
 
+from appliance.collections.settings import Mode  # noqa: E402
 from appliance.config import load_settings  # noqa: E402
 from appliance.ingest.sample import SAMPLE_CORPUS  # noqa: E402
 from appliance.ingest.sources import read_jsonl  # noqa: E402
@@ -65,7 +66,8 @@ def measure(appliance: Appliance, data: Path, batches: int, batch: int) -> None:
     queries = fresh_queries(data)[: 2 * per_mode]
     vectors = encoder.encode(queries)
     print(f"{len(documents)} documents; {len(queries)} queries embedded ahead", flush=True)
-    for n, mode in enumerate(("hybrid", "dense")):
+    modes: tuple[Mode, ...] = ("hybrid", "dense")
+    for n, mode in enumerate(modes):
         options = SearchOptions(limit=10, mode=mode)
         offset = n * per_mode
         means = []
