@@ -327,7 +327,7 @@ class KeywordIndex:
             best = np.concatenate([above, tied])
             found, doc_ids = found[best], doc_ids[best]
         order = np.lexsort((doc_ids, -found))
-        return [(int(doc_ids[i]), float(found[i])) for i in order]
+        return list(zip(doc_ids[order].tolist(), found[order].tolist(), strict=True))
 
     def _document_norms(self, documents: int) -> np.ndarray:
         """k1 (1 - b + b D / avgdl) per slot, for the current average length."""
