@@ -28,7 +28,8 @@ SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-f32")
 
 
-def _read_texts(path: Path, limit: int) -> list[str]:
+def read_texts(path: Path, limit: int) -> list[str]:
+    """The first `limit` texts of a BEIR JSONL file, each title and text joined."""
     texts: list[str] = []
     with path.open() as handle:
         for line in handle:
@@ -58,8 +59,8 @@ def worker(args: argparse.Namespace) -> None:
     load_seconds = time.perf_counter() - started
     if args.prepare:
         return
-    passages = _read_texts(args.data / "corpus.jsonl", args.passages)
-    queries = _read_texts(args.data / "queries.jsonl", args.queries)
+    passages = read_texts(args.data / "corpus.jsonl", args.passages)
+    queries = read_texts(args.data / "queries.jsonl", args.queries)
     encoder.encode(passages[: args.batch_size])  # warm-up: first-shape compilation, allocators
     rounds = []
     for _ in range(args.rounds):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -22,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from appliance.checksums import file_sha256
+from benchmarks.embedding_backends import read_texts
 
 ROOT = Path(__file__).resolve().parents[1]
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
@@ -33,14 +35,6 @@ MANIFEST = "manifest.json"
 _SKIPPED = {".gitattributes", "README.md"}
 # Vectors of the cast model against the original's, on this many SciFact passages.
 AGREEMENT_TEXTS = 64
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _gzip(source: Path, target: Path) -> None:
@@ -81,8 +75,8 @@ def pack_model(source: Path, target: Path) -> dict[str, Any]:
     _gzip(plain, target / PACKED_WEIGHTS)
     plain.unlink()
     return {
-        "source_sha256": sha256_of(source / WEIGHTS),
-        "packed_sha256": sha256_of(target / PACKED_WEIGHTS),
+        "source_sha256": file_sha256(source / WEIGHTS),
+        "packed_sha256": file_sha256(target / PACKED_WEIGHTS),
         "cast_to_float16": cast,
         "max_abs_cast_error": worst,
     }
@@ -95,7 +89,7 @@ def unpack_model(kit: Path, target: Path) -> Path:
 
     manifest = read_manifest(kit)
     packed = kit / "model" / MODEL_NAME
-    if sha256_of(packed / PACKED_WEIGHTS) != manifest["model"]["packed_sha256"]:
+    if file_sha256(packed / PACKED_WEIGHTS) != manifest["model"]["packed_sha256"]:
         raise ValueError(f"{packed / PACKED_WEIGHTS} does not match the kit's manifest")
     directory = target / MODEL_NAME
     if directory.exists():
@@ -160,17 +154,6 @@ def cast_agreement(original: Path, cast: Path, texts: Sequence[str]) -> dict[str
     return {"min_cosine": float(cosines.min()), "mean_cosine": float(cosines.mean())}
 
 
-def _passages(corpus: Path, limit: int) -> list[str]:
-    texts = []
-    with corpus.open() as handle:
-        for line in handle:
-            row = json.loads(line)
-            texts.append(" ".join(part for part in (row.get("title"), row["text"]) if part))
-            if len(texts) == limit:
-                break
-    return texts
-
-
 def build(
     out: Path, scifact: Path, *, model: Path | None = None, check: bool = True
 ) -> dict[str, Any]:
@@ -190,7 +173,7 @@ def build(
         scratch = out / ".check"
         try:
             cast = unpack_model(out, scratch)
-            texts = _passages(scifact / "corpus.jsonl", AGREEMENT_TEXTS)
+            texts = read_texts(scifact / "corpus.jsonl", AGREEMENT_TEXTS)
             manifest["model"]["cast_vs_original"] = {
                 "texts": len(texts),
                 **cast_agreement(source, cast, texts),
