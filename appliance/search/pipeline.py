@@ -226,9 +226,9 @@ class SearchService:
         # A page is cut from the ranking of offset + limit results, retrieved as one request
         # for that many would be (search/pagination.py).
         window = options.offset + options.limit
-        wanted = max(window, options.rerank_top_n if reranker else 0)
-        if mode == "hybrid":
-            wanted = max(wanted, options.candidates)
+        # What the page (and reranking) reads; hybrid retrieves more, to fuse.
+        shown = max(window, options.rerank_top_n if reranker else 0)
+        wanted = max(shown, options.candidates) if mode == "hybrid" else shown
 
         # One read transaction and one version for the whole search: every stage sees one
         # snapshot of the store, and a model switch meanwhile cannot mix two models.
@@ -258,9 +258,7 @@ class SearchService:
 
             ranked: list[Candidate]
             if mode == "hybrid":
-                # Only what the page (and reranking) reads becomes a candidate.
-                needed = max(window, options.rerank_top_n if reranker else 0)
-                ranked = self._fuse(dense, keyword, options, live, needed)
+                ranked = self._fuse(dense, keyword, options, live, shown)
                 lap("fuse")
             elif mode == "dense":
                 ranked = dense
