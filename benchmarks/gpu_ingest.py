@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -38,6 +37,7 @@ if str(ROOT) not in sys.path:  # run as a file on the device, where the repo is 
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.gpu_kit import read_manifest, unpack_corpus, unpack_model  # noqa: E402
+from benchmarks.peers import percentile  # noqa: E402
 
 COLLECTION = "scifact"
 # Exit status without CUDA and without --allow-cpu-only; 1 is any failure.
@@ -51,14 +51,6 @@ AGREEMENT_TEXTS = 64
 
 def _log(message: str) -> None:
     print(f"[gpu-ingest] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in (0, 1])."""
-    if not values or not 0 < q <= 1:
-        raise ValueError("percentile needs values and 0 < q <= 1")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def _version(name: str) -> str | None:
@@ -225,12 +217,13 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
         queries = [json.loads(line)["text"] for line in handle if line.strip()]
     queries = queries[: args.queries]
     cpu_docs = min(args.cpu_docs, len(documents))
+    packed_model = read_manifest(args.kit)["model"]
     summary: dict[str, Any] = {
         "environment": env,
         "model": {
-            "name": read_manifest(args.kit)["model"]["name"],
+            "name": packed_model["name"],
             "weights": "float16 in the kit, cast back to float32 before loading (both devices)",
-            "cast_vs_original": read_manifest(args.kit)["model"].get("cast_vs_original"),
+            "cast_vs_original": packed_model.get("cast_vs_original"),
         },
         "corpus_docs": len(documents),
         "settings": {
