@@ -206,8 +206,13 @@ def test_rate_limit_per_key_by_scope_gives_429_with_retry_after(
     appliance.ensure_collection("default")
     read, other_read, write = (_new_key(appliance, s) for s in ("read", "read", "write"))
     with TestClient(create_app(appliance.settings, appliance)) as client:
-        for _ in range(3):
-            assert client.get("/collections", headers=_bearer(read)).status_code == 200
+        answers = [client.get("/collections", headers=_bearer(read)) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [200] * 3
+        # The IETF draft's headers on every counted answer.
+        assert [answer.headers["RateLimit-Remaining"] for answer in answers] == ["2", "1", "0"]
+        assert answers[0].headers["RateLimit-Limit"] == "3"
+        assert answers[0].headers["RateLimit-Policy"] == "3; w=60"
+        assert 1 <= int(answers[0].headers["RateLimit-Reset"]) <= 60
         limited = client.get("/collections", headers=_bearer(read))
         assert limited.status_code == 429
         assert limited.json()["error"] == "rate_limited"
@@ -220,6 +225,22 @@ def test_rate_limit_per_key_by_scope_gives_429_with_retry_after(
         assert put.status_code == 429
         # Probes are never limited.
         assert all(client.get("/health").status_code == 200 for _ in range(5))
+
+
+def test_a_tier_with_limit_0_is_unlimited_beside_limited_tiers(
+    open_appliance: Callable[..., Appliance],
+) -> None:
+    """Each request reaches only its key's tier's limiter: a read route called with a write
+    key counts against the write tier, and the read tier (limit 0) has none."""
+    appliance = open_appliance(rate_limit_read=0, rate_limit_write=2)
+    appliance.ensure_collection("default")
+    read, write = _new_key(appliance, "read"), _new_key(appliance, "write")
+    with TestClient(create_app(appliance.settings, appliance)) as client:
+        assert all(
+            client.get("/collections", headers=_bearer(read)).status_code == 200 for _ in range(8)
+        )
+        statuses = [client.get("/collections", headers=_bearer(write)).status_code for _ in "abc"]
+        assert statuses == [200, 200, 429]
 
 
 def test_rate_limit_per_address_without_keys(open_appliance: Callable[..., Appliance]) -> None:
@@ -237,8 +258,9 @@ def test_rate_limit_tiers_are_checked_without_a_worker_thread() -> None:
     from appliance.api.ratelimit import rate_limit_middleware
     from appliance.config import load_settings
 
-    for middleware in rate_limit_middleware(load_settings(Path("/nonexistent.toml"))):
-        config = middleware.kwargs["config"]
+    configs = rate_limit_middleware(load_settings(Path("/nonexistent.toml"))).kwargs["configs"]
+    assert set(configs) == {"read", "write", "admin", "anonymous"}
+    for config in configs.values():
         assert inspect.iscoroutinefunction(config.check_throttle_handler)
 
 

@@ -26,6 +26,7 @@ from appliance.api.auth import (
 )
 from appliance.api.docs import LocalSwaggerPlugin
 from appliance.api.errors import EXCEPTION_HANDLERS, middleware_error_answers
+from appliance.api.http_metrics import PrometheusHttpMiddleware
 from appliance.api.logging import (
     configure_logging,
     litestar_logging_config,
@@ -137,7 +138,12 @@ def create_app(
                 holder.close()
             keyring.close()
 
-    prometheus = PrometheusConfig(app_name="appliance", prefix="http", group_path=True)
+    prometheus = PrometheusConfig(
+        app_name="appliance",
+        prefix="http",
+        group_path=True,
+        middleware_class=PrometheusHttpMiddleware,
+    )
     app = Litestar(
         route_handlers=route_handlers(),
         # Scopes are the handlers' guards; one that declares none needs admin.
@@ -152,7 +158,7 @@ def create_app(
             prometheus.middleware,
             middleware_error_answers,
             auth_middleware(keyring),
-            *rate_limit_middleware(settings),
+            rate_limit_middleware(settings),
         ],
         # Echoes X-Request-ID and logs every answer, errors raised in middleware included.
         before_send=[log_response, allow_header],
