@@ -40,7 +40,11 @@ def _samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     for family in REGISTRY.collect():
         for sample in family.samples:
             timed = sample.name.endswith("_sum") or sample.labels.get("le", "+Inf") != "+Inf"
-            if sample.name.startswith(PREFIX) and not sample.name.endswith("_created") and not timed:
+            if (
+                sample.name.startswith(PREFIX)
+                and not sample.name.endswith("_created")
+                and not timed
+            ):
                 found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from litestar.plugins.prometheus import PrometheusMiddleware
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import Message, Receive, Scope, Send
+from litestar.types import HTTPScope, Message, Receive, Scope, Send
 
 LabelValues = tuple[str, str, int, str]  # method, path, status code, app name
 
@@ -49,16 +49,17 @@ class PrometheusHttpMiddleware(PrometheusMiddleware):
             await super().__call__(scope, receive, send)
             return
         config = self._config
+        method = cast("HTTPScope", scope)["method"]
         path = scope["path_template"] if config.group_path else scope["path"]
         # The in-progress gauge is labelled with status 200, as Litestar's is.
-        in_progress = self._children((scope["method"], path, 200, config.app_name))[0]
+        in_progress = self._children((method, path, 200, config.app_name))[0]
         started = time.perf_counter()
         span = [200, 0.0]  # status, duration
 
         async def timed_send(message: Message) -> None:
             kind = message["type"]
             if kind == "http.response.start":
-                span[0] = message["status"]
+                span[0] = cast(Any, message)["status"]
             elif kind == "http.response.body":
                 span[1] = time.perf_counter() - started
             await send(message)
@@ -69,9 +70,7 @@ class PrometheusHttpMiddleware(PrometheusMiddleware):
         finally:
             in_progress.dec()
             status = int(span[0])
-            _, requests, duration, errors = self._children(
-                (scope["method"], path, status, config.app_name)
-            )
+            _, requests, duration, errors = self._children((method, path, status, config.app_name))
             if status >= HTTP_500_INTERNAL_SERVER_ERROR:
                 errors.inc()
             requests.inc()

@@ -109,9 +109,13 @@ class CountingRateLimitMiddleware(RateLimitMiddleware):
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                for name, value in self.create_response_headers(cache_object).items():
-                    headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    *(
+                        (name.lower().encode("latin-1"), value.encode("latin-1"))
+                        for name, value in self.create_response_headers(cache_object).items()
+                    ),
+                ]
             await send(message)
 
         return send_wrapper

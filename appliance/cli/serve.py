@@ -56,6 +56,7 @@ def run_server(settings: Settings) -> None:
     import uvicorn
 
     from appliance.api.app import create_app
+    from appliance.api.http_protocol import CoalescingHttpToolsProtocol
 
     app = create_app(settings, freeze_heap=True)
     scheme = "https" if settings.ssl_certfile else "http"
@@ -69,6 +70,7 @@ def run_server(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        http=CoalescingHttpToolsProtocol,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         ssl_certfile=settings.ssl_certfile or None,
         ssl_keyfile=settings.ssl_keyfile or None,
