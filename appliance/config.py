@@ -142,6 +142,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ssl_keyfile: str = ""
     # On SIGTERM, seconds to let in-flight requests finish before index snapshots are saved.
     shutdown_grace_seconds: float = 30.0
+    # The server's event loop. uvloop accepts one new connection per turn of the loop, and a
+    # turn takes ~100 ms when hundreds of clients overload the box: at 256 connections a new
+    # client waited up to 8 s to be accepted at all. asyncio's loop accepts every waiting
+    # connection at once (new clients answered within 1 s there), for a few percent less peak
+    # throughput at 32 connections (docs/performance.md, session 11).
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
     # Where `milvus` indexes live (APPLIANCE_MILVUS_URI): http://host:19530 for Milvus
     # Standalone or Distributed, or a Milvus Lite file ending in .db; "" = <data_dir>/milvus.db.
     milvus_uri: str = ""

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from appliance.ingest.pipeline import DocumentInput
 from appliance.service import Appliance
 from appliance.store import versions as version_store
@@ -33,11 +35,13 @@ def _request(url: str, payload: dict[str, Any] | None = None, method: str | None
         return json.loads(response.read())
 
 
-def test_serve_answers_on_loopback_with_env_overrides(tmp_path: Path) -> None:
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_serve_answers_on_loopback_with_env_overrides(tmp_path: Path, event_loop: str) -> None:
     port = _free_port()
     env = dict(os.environ)
     env.update(
         {
+            "APPLIANCE_EVENT_LOOP": event_loop,
             "APPLIANCE_PORT": str(port),
             "APPLIANCE_DATA_DIR": str(tmp_path / "data"),
             "APPLIANCE_LOAD_SAMPLE": "false",
@@ -73,6 +77,26 @@ def test_serve_answers_on_loopback_with_env_overrides(tmp_path: Path) -> None:
         server.wait(timeout=30)
     # SIGTERM saved the index snapshot.
     assert list((tmp_path / "data" / "indexes").glob("collection-*/manifest.json"))
+
+
+def test_serve_runs_uvicorn_with_one_write_per_answer_on_the_configured_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from appliance.api.http_protocol import CoalescingHttpToolsProtocol
+    from appliance.cli.serve import run_server
+    from appliance.config import load_settings
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+    settings = load_settings(
+        tmp_path / "none.toml", data_dir=str(tmp_path / "data"), event_loop="uvloop"
+    )
+    run_server(settings)
+    assert seen["http"] is CoalescingHttpToolsProtocol
+    assert seen["loop"] == "uvloop"
+    assert load_settings(tmp_path / "none.toml").event_loop == "asyncio"  # the default
 
 
 def test_first_start_ingests_the_sample_corpus_with_sensible_hits(

@@ -71,6 +71,7 @@ def run_server(settings: Settings) -> None:
         port=settings.port,
         log_level="warning",
         http=CoalescingHttpToolsProtocol,
+        loop=settings.event_loop,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         ssl_certfile=settings.ssl_certfile or None,
         ssl_keyfile=settings.ssl_keyfile or None,
