@@ -1,8 +1,8 @@
 """uvicorn's httptools protocol, with each response's head sent in one write with its body.
 
 uvicorn writes a response's status line and headers in one `transport.write` and its body in
-another. uvloop sends each at once: two `write` system calls a response, each with uvloop's
-`fcntl` and `fstat` calls around it, and two TCP segments that each wake the client. Under
+another. The event loop sends each at once (uvloop and asyncio's alike): two system calls a
+response, and two TCP segments that each wake the client. Under
 load that first write was ~15 % of the event loop's time (py-spy, 32 connections). Here the
 head is held until the body's first write and goes out with it: one system call and one
 segment per ordinary response. A response whose body never comes (HEAD, an app that stops
