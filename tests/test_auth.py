@@ -258,7 +258,8 @@ def test_rate_limit_tiers_are_checked_without_a_worker_thread() -> None:
     from appliance.api.ratelimit import rate_limit_middleware
     from appliance.config import load_settings
 
-    configs = rate_limit_middleware(load_settings(Path("/nonexistent.toml"))).kwargs["configs"]
+    (layer,) = rate_limit_middleware(load_settings(Path("/nonexistent.toml")))
+    configs = layer.kwargs["configs"]
     assert set(configs) == {"read", "write", "admin", "anonymous"}
     for config in configs.values():
         assert inspect.iscoroutinefunction(config.check_throttle_handler)

@@ -158,7 +158,7 @@ def create_app(
             prometheus.middleware,
             middleware_error_answers,
             auth_middleware(keyring),
-            rate_limit_middleware(settings),
+            *rate_limit_middleware(settings),
         ],
         # Echoes X-Request-ID and logs every answer, errors raised in middleware included.
         before_send=[log_response, allow_header],

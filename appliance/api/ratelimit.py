@@ -38,9 +38,10 @@ def identifier_of(request: Request[Any, Any, Any]) -> str:
     return f"addr:{get_remote_address(request)}"
 
 
-def permitted(request: Request[Any, Any, Any]) -> bool:
-    """Whether the request's key may use the route: one its scope guard refuses (403) costs
-    nothing of the key's budget, as when the scope was checked before the limiter."""
+# Async: Litestar runs a sync check handler in a worker thread, a hop per request.
+async def permitted(request: Request[Any, Any, Any]) -> bool:
+    """Whether the request counts: one its scope guard refuses (403) costs nothing of the
+    key's budget, as when the scope was checked before the limiter."""
     user = request.scope.get("user")
     if not isinstance(user, ActiveKey):
         return True
@@ -137,13 +138,9 @@ class TieredRateLimits:
         await limiter(scope, receive, send)
 
 
-# Async: Litestar runs a sync check handler in a worker thread, a hop per request.
-async def _counts(request: Request[Any, Any, Any]) -> bool:
-    return permitted(request)
-
-
-def rate_limit_middleware(settings: Settings) -> DefineMiddleware:
-    """Litestar's rate limiter, one per tier whose limit is not 0; each counts only its tier."""
+def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
+    """Litestar's rate limiter, one per tier whose limit is not 0, each counting only its
+    tier, behind one layer; no layer at all when every limit is 0."""
     limits = {
         "read": settings.rate_limit_read,
         "write": settings.rate_limit_write,
@@ -155,9 +152,9 @@ def rate_limit_middleware(settings: Settings) -> DefineMiddleware:
             rate_limit=(settings.rate_limit_window, limit),
             exclude_opt_key=PUBLIC_OPT,
             identifier_for_request=identifier_of,
-            check_throttle_handler=_counts,
+            check_throttle_handler=permitted,
         )
         for tier, limit in limits.items()
         if limit > 0
     }
-    return DefineMiddleware(TieredRateLimits, configs=configs)
+    return [DefineMiddleware(TieredRateLimits, configs=configs)] if configs else []
