@@ -20,7 +20,7 @@ pip_torch = $(1) --quiet --no-index --no-deps $(2) '$(TORCH_PIN)' 2>/dev/null \
 	|| $(1) --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(2) '$(TORCH_PIN)'
 
 .PHONY: run test test-milvus test-postgres test-cluster test-contract bench-replicas e2e console-screenshots quality test-slow test-reliability bench bench-load bench-keyword bench-peers lint \
-	typecheck check clean lock bundle bundle-test base-image image image-test device-kit
+	typecheck check clean lock bundle bundle-test base-image image image-prune image-test device-kit
 
 $(STAMP): pyproject.toml $(RUNTIME_LOCK) $(DEV_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -192,6 +192,13 @@ image: $(BUNDLE) $(if $(filter $(BASE_IMAGE),$(BASE)),base-image)
 	$(PODMAN) build --network none --format docker --build-arg BASE=$(BASE) \
 		--build-arg VERSION=$(VERSION) -t $(IMAGE):latest -t $(IMAGE):$(VERSION) -f Containerfile .
 	@echo "image $(IMAGE):$(VERSION): $$($(PODMAN) image inspect --format '{{.Size}}' $(IMAGE):$(VERSION) | awk '{printf "%.0f MB", $$1 / 1e6}')"
+	$(MAKE) image-prune
+
+# Each build leaves its install stage (3 GB) and, once retagged, the image it replaced (2 GB)
+# behind as untagged images. They are this project's only and are removed; tagged images stay.
+image-prune:
+	$(PODMAN) image prune -f --filter label=local-search-appliance.stage=install
+	$(PODMAN) image prune -f --filter label=org.opencontainers.image.title=local-search-appliance
 
 # Named volume, loopback port, admin key as a secret; ready, healthy, ingest, search, restart.
 image-test: image
