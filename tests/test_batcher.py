@@ -76,6 +76,51 @@ def test_concurrent_queries_are_encoded_in_one_batch_with_their_own_vectors(
     batcher.close()
 
 
+def test_a_lone_blocking_caller_encodes_on_its_own_thread(encoder: Encoder) -> None:
+    threads: list[threading.Thread] = []
+
+    class Recording(GatedEncoder):
+        def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
+            threads.append(threading.current_thread())
+            return super().encode(texts, batch_size)
+
+    recording = Recording(encoder)
+    recording.gate.set()
+    batcher = MicroBatcher(workers=2)
+    vectors = batcher.encode([QUERIES[0]], recording)
+    assert threads == [threading.current_thread()]
+    assert batcher.batches == 1 and batcher.batched_texts == 1
+    np.testing.assert_allclose(vectors, encoder.encode([QUERIES[0]]), atol=1e-5)
+    # An awaited request (an event loop's) is never encoded by the thread that queued it.
+    batcher.submit([QUERIES[1]], recording).result(10)
+    assert threads[1] is not threading.current_thread()
+    batcher.close()
+
+
+def test_callers_encoding_inline_take_workers_places(encoder: Encoder) -> None:
+    gated = GatedEncoder(encoder)
+    batcher = MicroBatcher(workers=2)
+    with ThreadPoolExecutor(3) as pool:
+        inline = pool.submit(batcher.encode, [QUERIES[0]], gated)
+        assert gated.entered.wait(10)
+        # One place left: a worker takes the next request; the third waits for a place.
+        second = batcher.submit([QUERIES[1]], gated)
+        for _ in range(3000):
+            if batcher.pending == 0:
+                break
+            threading.Event().wait(0.001)
+        assert batcher.pending == 0
+        third = pool.submit(batcher.encode, [QUERIES[2]], gated)
+        _wait_pending(batcher, 1)
+        threading.Event().wait(0.05)
+        assert batcher.pending == 1 and len(gated.batch_sizes) == 0
+        gated.gate.set()
+        for future in (inline, second, third):
+            future.result(10)
+    assert sorted(gated.batch_sizes) == [1, 1, 1] and batcher.batches == 3
+    batcher.close()
+
+
 def test_batches_hold_at_most_max_batch_texts(encoder: Encoder) -> None:
     gated = GatedEncoder(encoder)
     batcher = MicroBatcher(workers=1, max_batch=4)

@@ -45,14 +45,16 @@ class CachedEncoder:
         return len(self._cache)
 
     def encode(self, texts: Sequence[str], encoder: TextEncoder | None = None) -> np.ndarray:
-        pending = self.submit(texts, encoder)
-        if pending is not None:
-            return pending.result()
-        # No batcher: this thread encodes the misses.
         encoder = encoder or self.encoder
         out, missing = self._lookup(texts, encoder)
         if missing:
-            self._store(encoder, out, missing, encoder.encode(list(missing)))
+            texts_missing = list(missing)
+            vectors = (
+                self.batcher.encode(texts_missing, encoder)
+                if self.batcher is not None
+                else encoder.encode(texts_missing)  # no batcher: this thread encodes them
+            )
+            self._store(encoder, out, missing, vectors)
         return out
 
     def submit(
