@@ -195,7 +195,8 @@ image: $(BUNDLE) $(if $(filter $(BASE_IMAGE),$(BASE)),base-image)
 	$(MAKE) image-prune
 
 # Each build leaves its install stage (3 GB) and, once retagged, the image it replaced (2 GB)
-# behind as untagged images. They are this project's only and are removed; tagged images stay.
+# behind as untagged images. Untagged images with this project's labels are removed; tagged
+# images and every other project's stay.
 image-prune:
 	$(PODMAN) image prune -f --filter label=local-search-appliance.stage=install
 	$(PODMAN) image prune -f --filter label=org.opencontainers.image.title=local-search-appliance
