@@ -204,6 +204,7 @@ class Appliance:
             batch_size=self.settings.embed_batch_size,
             threads=self.settings.torch_threads,
             runtime_threads=self.settings.runtime_threads,
+            fixed_lengths=self.settings.openvino_fixed_lengths,
             backend=backend or self.settings.backend_for(model.name),
             export_dir=self.settings.model_export_dir,
         )

@@ -18,6 +18,8 @@ from click.testing import CliRunner
 from appliance.cli import main
 from appliance.config import load_settings
 from appliance.embedding.backends import UnknownBackend, export_cache
+from appliance.embedding.backends.fixed_lengths import FixedLengths, RequestPool
+from appliance.embedding.backends.openvino_backend import OpenVinoBackend
 from appliance.embedding.encoder import Encoder
 from appliance.errors import InvalidConfig
 from appliance.ingest.sample import SAMPLE_CORPUS
@@ -86,6 +88,76 @@ def test_exported_backend_gives_torchs_vectors(
     assert fast.encode([]).shape == (0, encoder.dimension)
     fast.batch_size = 3  # batches of any size give the same vectors
     assert _cosines(fast.encode(texts[:7]), reference[:7]).min() >= 0.9999
+
+
+class ShapeRecorder:
+    """Stands in for a backend's dynamic-graph request pool: records the shape of each pass
+    it is given, then runs it through the real pool."""
+
+    def __init__(self, pool: RequestPool) -> None:
+        self.pool = pool
+        self.shapes: list[tuple[int, ...]] = []
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        self.shapes.append(feeds["input_ids"].shape)
+        return self.pool.infer(feeds)
+
+
+def test_a_lone_text_takes_the_fixed_length_graph_and_gets_torchs_vector(
+    model: LocalModel,
+    export_root: Path,
+    encoder: Encoder,
+    texts: list[str],
+    reference: np.ndarray,
+) -> None:
+    fast = Encoder(
+        model, backend="openvino", threads=1, export_dir=export_root, fixed_lengths=(8, 32)
+    )
+    assert fast.wait_until_settled(timeout=120)
+    backend = fast._backend
+    assert isinstance(backend, OpenVinoBackend)
+    assert backend.fixed.ready_lengths == [8, 32]
+    dynamic = ShapeRecorder(backend._dynamic)
+    backend._dynamic = dynamic  # type: ignore[assignment]
+    lengths = [fast.read_tokens(length) for length in fast.token_lengths(texts)]
+    one_by_one = np.vstack([fast.encode([text]) for text in texts])
+    assert _cosines(one_by_one, reference).min() >= 0.9999
+    # Texts of at most 32 tokens never reached the dynamic graph; longer ones did, unpadded.
+    assert sorted(width for _, width in dynamic.shapes) == sorted(
+        length for length in lengths if length > 32
+    )
+    assert any(length <= 8 for length in lengths) and any(8 < n <= 32 for n in lengths)
+    # A pass of several texts takes the dynamic graph (the planner may still give a text a
+    # pass of its own, which takes a fixed length where one holds it).
+    dynamic.shapes.clear()
+    assert _cosines(fast.encode(texts[:8]), reference[:8]).min() >= 0.9999
+    assert any(rows > 1 for rows, _ in dynamic.shapes)
+    assert all(rows > 1 or width > 32 for rows, width in dynamic.shapes)
+
+
+def test_fixed_lengths_that_cannot_compile_leave_every_text_to_the_dynamic_graph(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import openvino
+
+    fixed = FixedLengths(openvino.Core(), tmp_path / "missing.xml", {}, [16], pad_id=0)
+    assert fixed.wait_until_compiled(timeout=60)
+    assert fixed.ready_lengths == []
+    ids = np.ones((1, 5), dtype=np.int64)
+    assert fixed.infer(ids, ids, np.zeros_like(ids)) is None
+    assert "could not compile fixed-length graphs" in caplog.text
+
+
+def test_openvino_fixed_lengths_setting_reads_a_list_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("APPLIANCE_OPENVINO_FIXED_LENGTHS", "8, 24")
+    assert load_settings(Path("/nonexistent.toml")).openvino_fixed_lengths == (8, 24)
+    monkeypatch.setenv("APPLIANCE_OPENVINO_FIXED_LENGTHS", "")
+    assert load_settings(Path("/nonexistent.toml")).openvino_fixed_lengths == ()
+    monkeypatch.setenv("APPLIANCE_OPENVINO_FIXED_LENGTHS", "16,0")
+    with pytest.raises(InvalidConfig, match="openvino_fixed_lengths must be token lengths"):
+        load_settings(Path("/nonexistent.toml"))
 
 
 def test_int8_is_a_distinct_model_with_close_vectors(

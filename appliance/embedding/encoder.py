@@ -65,9 +65,11 @@ class Encoder:
         backend: str = "torch",
         export_dir: Path | None = None,
         runtime_threads: int | None = None,
+        fixed_lengths: Sequence[int] = (),
     ) -> None:
         """`threads`: CPU threads per encode (torch's, and the others' unless
-        `runtime_threads` gives theirs; 0 = every core)."""
+        `runtime_threads` gives theirs; 0 = every core). `fixed_lengths`: token lengths
+        OpenVINO compiles one-text graphs for (backends/fixed_lengths.py)."""
         check_complete(model.directory)
         self.model = model
         self.requested_backend = check_backend(backend)
@@ -77,6 +79,7 @@ class Encoder:
         self.device = "cpu" if resolved != "torch" else pick_device(device)
         self.batch_size = batch_size
         exports = export_dir or default_export_dir()
+        self._fixed_lengths = tuple(fixed_lengths)
         # Set once the backend is the one it will stay on (at once, unless exporting).
         self._settled = threading.Event()
         self._backend: EmbeddingBackend
@@ -97,7 +100,12 @@ class Encoder:
             if resolved != "torch":
                 threads = _runtime(threads, runtime_threads)
             self._backend = load_backend(
-                resolved, model, device=device, threads=threads, export_dir=exports
+                resolved,
+                model,
+                device=device,
+                threads=threads,
+                export_dir=exports,
+                fixed_lengths=self._fixed_lengths,
             )
             self._settled.set()
         # The raw SentenceTransformer for benchmarks' baselines; None for exported backends.
@@ -131,7 +139,12 @@ class Encoder:
         started = time.perf_counter()
         try:
             faster = load_backend(
-                backend, self.model, device=device, threads=threads, export_dir=exports
+                backend,
+                self.model,
+                device=device,
+                threads=threads,
+                export_dir=exports,
+                fixed_lengths=self._fixed_lengths,
             )
             if faster.dimension != self.dimension or faster.lossy_variant is not None:
                 raise ValueError(f"{backend} does not give this model's vectors")
@@ -148,8 +161,14 @@ class Encoder:
             self._settled.set()
 
     def wait_until_settled(self, timeout: float | None = None) -> bool:
-        """Wait for a background switch of backend (backend "auto" on a first start)."""
-        return self._settled.wait(timeout)
+        """Wait for a background switch of backend (backend "auto" on a first start), then
+        for the backend's own background work (OpenVINO's fixed-length graphs). It embeds
+        meanwhile; benchmarks wait, so that they time the steady state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._settled.wait(timeout):
+            return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._backend.wait_until_ready(left)
 
     @property
     def model_id(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -110,8 +111,10 @@ def load_backend(
     device: str,
     threads: int | None,
     export_dir: Path,
+    fixed_lengths: Sequence[int] = (),
 ) -> EmbeddingBackend:
-    """Load backend `name` for `model`, exporting it into `export_dir` on first use."""
+    """Load backend `name` for `model`, exporting it into `export_dir` on first use.
+    `fixed_lengths`: OpenVINO's one-text graphs (see fixed_lengths.py); others ignore it."""
     name = resolve_backend(name, device)
     if name == "torch":
         from appliance.embedding.backends.torch_backend import TorchBackend
@@ -125,7 +128,13 @@ def load_backend(
         return OnnxBackend(model, export_dir, int8=name == "onnx-int8", threads=threads)
     from appliance.embedding.backends.openvino_backend import OpenVinoBackend
 
-    return OpenVinoBackend(model, export_dir, bf16=name == "openvino", threads=threads)
+    return OpenVinoBackend(
+        model,
+        export_dir,
+        bf16=name == "openvino",
+        threads=threads,
+        fixed_lengths=fixed_lengths,
+    )
 
 
 __all__ = [

@@ -23,3 +23,8 @@ class EmbeddingBackend(Protocol):
     lossy_variant: str | None
 
     def embed(self, texts: Sequence[str], batch_size: int) -> np.ndarray: ...
+
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        """Wait for work the backend does in the background after loading (OpenVINO's
+        fixed-length graphs); it embeds meanwhile, more slowly."""
+        ...

@@ -1,5 +1,7 @@
 """OpenVINO on the cpu: the ONNX export read by OpenVINO's runtime and saved as IR, inferred in
-bf16 where the CPU has bf16 instructions (f32 otherwise), or in f32 on request.
+bf16 where the CPU has bf16 instructions (f32 otherwise), or in f32 on request. One text at a
+time goes through a graph compiled for a fixed length where one holds it (fixed_lengths.py);
+batches go through the graph compiled for any shape.
 
 OpenVINO's telemetry is off: the package `appliance.embedding.backends` makes
 openvino_telemetry unimportable before this module imports openvino. The model is converted
@@ -8,14 +10,15 @@ with the runtime's own ONNX reader (Core.read_model), never the telemetry-sendin
 
 from __future__ import annotations
 
-import queue
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import openvino
 
 from appliance.embedding.backends.export_cache import ensure_export
+from appliance.embedding.backends.fixed_lengths import FixedLengths, RequestPool
 from appliance.embedding.backends.layout import read_layout
 from appliance.embedding.backends.onnx_export import ONNX_FILE, ONNX_RECIPE, export_onnx
 from appliance.embedding.backends.runtime import RuntimeBackend
@@ -45,7 +48,10 @@ class OpenVinoBackend(RuntimeBackend):
         *,
         bf16: bool,
         threads: int | None,
+        fixed_lengths: Sequence[int] = (),
     ) -> None:
+        """`fixed_lengths`: token lengths to compile one-text graphs for (none: every text
+        takes the dynamic graph)."""
         layout = read_layout(model.directory)
         directory = ensure_export(
             export_dir,
@@ -64,19 +70,18 @@ class OpenVinoBackend(RuntimeBackend):
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(str(directory / IR_FILE), "CPU", config)
-        # Infer requests are reused (creating one costs about as much as a short query), one
-        # per concurrent caller: the Encoder may be called from several threads.
-        self._idle: queue.SimpleQueue[openvino.InferRequest] = queue.SimpleQueue()
+        self._dynamic = RequestPool(self.compiled)
         super().__init__(layout, self._run)
+        usable = [length for length in fixed_lengths if length <= layout.max_seq_length]
+        self.fixed = FixedLengths(core, directory / IR_FILE, config, usable, self._pad_id)
+
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        return self.fixed.wait_until_compiled(timeout)
 
     def _run(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        try:
-            request = self._idle.get_nowait()
-        except queue.Empty:
-            request = self.compiled.create_infer_request()
-        try:
-            # Copied: the request's output buffer is reused by its next inference.
-            return np.array(request.infer(feeds)[0], copy=True)
-        finally:
-            self._idle.put(request)
+        hidden = self.fixed.infer(ids, mask, types)
+        if hidden is not None:
+            return hidden
+        return self._dynamic.infer(
+            {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )

@@ -43,6 +43,9 @@ class RuntimeBackend:
         self._pad_id = int((self.tokenizer.padding or {}).get("pad_id", 0))
         self._forward = forward
 
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        return True
+
     def embed(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         encodings = self._unpadded.encode_batch(list(texts))

@@ -109,6 +109,9 @@ class TorchBackend:
             return False
         return True
 
+    def wait_until_ready(self, timeout: float | None = None) -> bool:
+        return True
+
     def embed(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         """`SentenceTransformer.encode`'s own steps (passes of texts of similar length, the model's
         `preprocess`, its module pipeline, L2 normalisation): the same vectors, without the
