@@ -148,6 +148,36 @@ def test_fixed_lengths_that_cannot_compile_leave_every_text_to_the_dynamic_graph
     assert "could not compile fixed-length graphs" in caplog.text
 
 
+EXIT_DURING_COMPILE = r"""
+import sys
+from pathlib import Path
+from appliance.embedding.encoder import Encoder
+from appliance.models.registry import ModelRegistry
+
+model = ModelRegistry().resolve("all-MiniLM-L6-v2")
+encoder = Encoder(model, backend="openvino", threads=1, export_dir=Path(sys.argv[1]),
+                  fixed_lengths=range(8, 257, 8))
+encoder.encode(["one query, then the process ends"])
+print("done")
+"""
+
+
+def test_a_process_that_exits_while_lengths_compile_exits_cleanly(export_root: Path) -> None:
+    # Exiting while OpenVINO compiled on a daemon thread aborted the process ("terminate
+    # called without an active exception", exit code 134): a one-shot CLI search failed.
+    for _ in range(2):
+        completed = subprocess.run(
+            [sys.executable, "-c", EXIT_DURING_COMPILE, str(export_root)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        assert completed.stdout.strip() == "done"
+        assert "terminate called" not in completed.stderr
+
+
 def test_openvino_fixed_lengths_setting_reads_a_list_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

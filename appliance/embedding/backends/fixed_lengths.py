@@ -11,11 +11,14 @@ The padding changes nothing a caller sees: padded positions are masked out of at
 the mean, and the output is cut back to the text's own width (cosine 0.99999 against the
 dynamic graph). Each fixed length is its own compiled graph, with its own repacked copy of the
 weights: 55-85 MiB each for MiniLM-L6. They are compiled in a background thread after the
-backend loads; until a length is ready, its texts take the dynamic graph.
+backend loads; until a length is ready, its texts take the dynamic graph. A process that
+exits meanwhile (a one-shot CLI command) first lets the length being compiled finish and
+compiles no more: exiting while OpenVINO compiles on another thread aborts the process.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import threading
@@ -68,18 +71,34 @@ class FixedLengths:
         if not self.lengths:
             self._compiled.set()
             return
+        stop, compiled = threading.Event(), self._compiled
+
+        def finish_at_exit() -> None:
+            # Holds the two events only, never the graphs, so a dropped backend is freed.
+            stop.set()
+            compiled.wait()
+
+        atexit.register(finish_at_exit)
         threading.Thread(
             target=self._compile_all,
-            args=(core, model_file, config),
+            args=(core, model_file, config, stop),
             name="openvino-fixed-lengths",
             daemon=True,
         ).start()
 
-    def _compile_all(self, core: openvino.Core, model_file: Path, config: dict[str, Any]) -> None:
+    def _compile_all(
+        self,
+        core: openvino.Core,
+        model_file: Path,
+        config: dict[str, Any],
+        stop: threading.Event,
+    ) -> None:
         try:
             graph = core.read_model(str(model_file))
             names = [port.get_any_name() for port in graph.inputs]
             for length in self.lengths:
+                if stop.is_set():
+                    break
                 shaped = graph.clone()
                 shaped.reshape({name: [1, length] for name in names})
                 self._pools[length] = RequestPool(core.compile_model(shaped, "CPU", config))
