@@ -64,8 +64,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     runtime_threads: int = 0
     # OpenVINO compiles a graph for each of these token lengths, in the background after it
     # loads: a text alone in its pass (a lone query) is padded to the next of them and skips
-    # the dynamic graph's per-call cost (1.5 ms of 5.4 on 2 cores). Each costs 55-85 MiB of
-    # memory for MiniLM-L6 (its own copy of the weights); () turns it off. Env: "8,16,24".
+    # the dynamic graph's per-call cost (a lone query's inference 4.9 -> 3.2 ms p50, one
+    # thread). Each costs 55-85 MiB for MiniLM-L6 (its own copy of the weights); () turns it
+    # off. Env: "8,16,24".
     openvino_fixed_lengths: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
     embedding_cache_size: int = 10_000
     # Query embeddings of concurrent searches are encoded together (micro-batching) by this

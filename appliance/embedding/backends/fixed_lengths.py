@@ -4,8 +4,8 @@ A graph compiled with dynamic shapes pays, on every inference, for shape inferen
 re-preparing its nodes when the length changes: measured on the 2-core box (MiniLM-L6, bf16,
 one thread, SciFact and NFCorpus queries), about 1.5 ms of a 5.4 ms query. The same graph
 compiled for a fixed [1, L] shape pays about 0.03 ms, and a text padded to the next fixed
-length costs about 0.13 ms a padding token. Lengths 8 apart up to 64 took a lone query from
-5.2 to 3.7 ms (one thread) and from 4.5 to 3.2 ms (two threads).
+length costs about 0.13 ms a padding token. Lengths 8 apart up to 64 took a lone query's
+inference from 4.9 to 3.2 ms p50 (one thread) and from 4.3 to 3.0 ms (two threads).
 
 The padding changes nothing a caller sees: padded positions are masked out of attention and of
 the mean, and the output is cut back to the text's own width (cosine 0.99999 against the
