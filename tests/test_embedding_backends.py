@@ -104,11 +104,7 @@ class ShapeRecorder:
 
 
 def test_a_lone_text_takes_the_fixed_length_graph_and_gets_torchs_vector(
-    model: LocalModel,
-    export_root: Path,
-    encoder: Encoder,
-    texts: list[str],
-    reference: np.ndarray,
+    model: LocalModel, export_root: Path, texts: list[str], reference: np.ndarray
 ) -> None:
     fast = Encoder(
         model, backend="openvino", threads=1, export_dir=export_root, fixed_lengths=(8, 32)
