@@ -127,10 +127,17 @@ class FixedLengths:
         pool = self._pools.get(length)
         if pool is None:
             return None
-        pad = ((0, 0), (0, length - width))
         feeds = {
-            "input_ids": np.pad(ids, pad, constant_values=self._pad_id),
-            "attention_mask": np.pad(mask, pad),
-            "token_type_ids": np.pad(types, pad),
+            "input_ids": _right_padded(ids, length, self._pad_id),
+            "attention_mask": _right_padded(mask, length, 0),
+            "token_type_ids": _right_padded(types, length, 0),
         }
         return pool.infer(feeds)[:, :width]
+
+
+def _right_padded(row: np.ndarray, length: int, value: int) -> np.ndarray:
+    """`row` (1, width) padded on the right to (1, length) with `value`. Not `np.pad`: its
+    generality costs 24 µs a call here, three calls a query, against under 1 µs."""
+    padded = np.full((1, length), value, dtype=row.dtype)
+    padded[:, : row.shape[1]] = row
+    return padded
